@@ -1,0 +1,251 @@
+//! `hlscdn-origin` configuration: a TOML file (`--config`), overridden by
+//! `HLSCDN_*` environment variables, overridden by flags; validated at start
+//! with messages that name the key.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8000"
+//! store = "file:///var/lib/hlscdn"
+//! ingest_token = "change-me"
+//! max_ingest_bytes = 268435456
+//! publish_demo = false
+//!
+//! [store_options]            # builder keys of the store, e.g. for S3:
+//! aws_endpoint = "http://127.0.0.1:9000"
+//! aws_allow_http = "true"
+//!
+//! [publish]                  # the demo publisher
+//! window = 6
+//! target_duration_secs = 2
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use serde::Deserialize;
+
+use crate::publisher::PublishConfig;
+use crate::{Error, Result};
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
+/// Default largest ingest body: 256 MiB.
+pub const DEFAULT_MAX_INGEST_BYTES: u64 = 256 * 1024 * 1024;
+/// Default largest playlist inspected for `EXT-X-ENDLIST`: 16 MiB.
+pub const DEFAULT_MAX_PLAYLIST_BYTES: u64 = 16 * 1024 * 1024;
+/// Directory of the default `file://` store, relative to the working directory.
+pub const DEFAULT_STORE_DIR: &str = "hlscdn-store";
+
+/// Command line of `hlscdn-origin`. Every flag also reads an `HLSCDN_*`
+/// variable; flags win over variables, which win over the file.
+#[derive(Debug, Parser)]
+#[command(
+    name = "hlscdn-origin",
+    version,
+    about = "hls-cdn origin: HTTP over an object store, with ingest"
+)]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, env = "HLSCDN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "HLSCDN_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Object store URL: file:///dir, memory://, s3://bucket/prefix, gs://, az://, http(s)://.
+    /// Default: file://<working directory>/hlscdn-store.
+    #[arg(long, env = "HLSCDN_STORE")]
+    pub store: Option<String>,
+    /// Store builder option KEY=VALUE (e.g. aws_endpoint=http://127.0.0.1:9000); repeatable.
+    #[arg(long = "store-option", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub store_options: Vec<(String, String)>,
+    /// Bearer token that PUT and DELETE must present; without it ingest is off.
+    #[arg(long, env = "HLSCDN_INGEST_TOKEN", hide_env_values = true)]
+    pub ingest_token: Option<String>,
+    /// Largest ingest body in bytes (413 past it).
+    #[arg(long, env = "HLSCDN_MAX_INGEST_BYTES")]
+    pub max_ingest_bytes: Option<u64>,
+    /// Publish the demo streams (live/demo-1..3, vod/demo) into the store.
+    #[arg(long, env = "HLSCDN_PUBLISH_DEMO")]
+    pub publish_demo: bool,
+    /// Segments in the demo's live window.
+    #[arg(long, env = "HLSCDN_PUBLISH_WINDOW")]
+    pub publish_window: Option<usize>,
+    /// Target duration of the demo's live segments, in seconds.
+    #[arg(long, env = "HLSCDN_PUBLISH_TARGET_DURATION")]
+    pub publish_target_duration: Option<u64>,
+}
+
+fn parse_key_value(s: &str) -> std::result::Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+}
+
+/// The file form; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    store: Option<String>,
+    #[serde(default)]
+    store_options: BTreeMap<String, String>,
+    ingest_token: Option<String>,
+    max_ingest_bytes: Option<u64>,
+    max_playlist_bytes: Option<u64>,
+    publish_demo: Option<bool>,
+    #[serde(default)]
+    publish: PublishFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishFile {
+    window: Option<usize>,
+    target_duration_secs: Option<u64>,
+}
+
+/// The validated configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Store URL.
+    pub store: String,
+    /// Store builder options.
+    pub store_options: Vec<(String, String)>,
+    /// Ingest token; `None` disables PUT and DELETE.
+    pub ingest_token: Option<String>,
+    /// Largest ingest body.
+    pub max_ingest_bytes: u64,
+    /// Largest playlist inspected whole.
+    pub max_playlist_bytes: u64,
+    /// The demo publisher's settings, when it runs.
+    pub publish: Option<PublishConfig>,
+}
+
+impl Config {
+    /// Reads the file named by `--config` (if any) and applies the command line over it.
+    pub fn load(cli: Cli) -> Result<Self> {
+        let file = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
+                toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
+            }
+            None => FileConfig::default(),
+        };
+        Self::merge(cli, file)
+    }
+
+    fn merge(cli: Cli, file: FileConfig) -> Result<Self> {
+        let store = match cli.store.or(file.store) {
+            Some(store) => store,
+            None => {
+                let dir = std::env::current_dir()?.join(DEFAULT_STORE_DIR);
+                url::Url::from_directory_path(&dir)
+                    .map_err(|()| {
+                        Error::Config(format!("`store`: {} is not an absolute path", dir.display()))
+                    })?
+                    .to_string()
+            }
+        };
+        let mut store_options: Vec<(String, String)> = file.store_options.into_iter().collect();
+        store_options.extend(cli.store_options);
+        let publish = if cli.publish_demo || file.publish_demo.unwrap_or(false) {
+            let mut publish = PublishConfig::default();
+            if let Some(window) = cli.publish_window.or(file.publish.window) {
+                publish.window = window;
+            }
+            if let Some(secs) = cli.publish_target_duration.or(file.publish.target_duration_secs) {
+                publish.target_duration_secs = secs;
+            }
+            Some(publish)
+        } else {
+            None
+        };
+        let config = Self {
+            listen: match cli.listen.or(file.listen) {
+                Some(addr) => addr,
+                None => DEFAULT_LISTEN
+                    .parse()
+                    .map_err(|e| Error::Config(format!("default `listen`: {e}")))?,
+            },
+            store,
+            store_options,
+            ingest_token: cli.ingest_token.or(file.ingest_token),
+            max_ingest_bytes: cli
+                .max_ingest_bytes
+                .or(file.max_ingest_bytes)
+                .unwrap_or(DEFAULT_MAX_INGEST_BYTES),
+            max_playlist_bytes: file.max_playlist_bytes.unwrap_or(DEFAULT_MAX_PLAYLIST_BYTES),
+            publish,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every value, naming the key at fault.
+    pub fn validate(&self) -> Result<()> {
+        if self.max_ingest_bytes == 0 {
+            return Err(Error::Config("`max_ingest_bytes` must be > 0".into()));
+        }
+        if self.max_playlist_bytes == 0 {
+            return Err(Error::Config("`max_playlist_bytes` must be > 0".into()));
+        }
+        if let Some(token) = &self.ingest_token
+            && (token.len() < 8 || token.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(Error::Config(
+                "`ingest_token` must be at least 8 characters with no whitespace".into(),
+            ));
+        }
+        if let Some(publish) = &self.publish {
+            publish.validate()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::parse_from(std::iter::once("hlscdn-origin").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let file: FileConfig = toml::from_str(
+            "listen = \"127.0.0.1:1\"\nstore = \"memory://\"\n[store_options]\naws_region = \"x\"\n",
+        )
+        .expect("toml");
+        let config =
+            Config::merge(cli(&["--listen", "127.0.0.1:2", "--store-option", "a=b"]), file).expect("valid");
+        assert_eq!(config.listen.port(), 2);
+        assert_eq!(config.store, "memory://");
+        assert_eq!(config.store_options.len(), 2);
+        assert!(config.publish.is_none());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let err = toml::from_str::<FileConfig>("lisen = \"x\"")
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("lisen")));
+        let err = Config::merge(cli(&["--max-ingest-bytes", "0"]), FileConfig::default()).err();
+        assert!(err.is_some_and(|e| e.to_string().contains("`max_ingest_bytes`")));
+        let err = Config::merge(cli(&["--ingest-token", "short"]), FileConfig::default()).err();
+        assert!(err.is_some_and(|e| e.to_string().contains("`ingest_token`")));
+    }
+
+    #[test]
+    fn default_store_is_a_local_directory() {
+        let config = Config::merge(cli(&[]), FileConfig::default()).expect("valid");
+        assert!(config.store.starts_with("file:///"));
+        assert!(config.store.trim_end_matches('/').ends_with(DEFAULT_STORE_DIR));
+    }
+}

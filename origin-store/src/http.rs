@@ -1,0 +1,459 @@
+//! The origin's HTTP interface.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET`/`HEAD /<key>` | an object, with `Range` (206/416), `ETag`/`Last-Modified` and conditional requests (304) |
+//! | `PUT /<key>` | ingest with `Authorization: Bearer <ingest token>`; streamed; 413 past the limit |
+//! | `DELETE /<key>` | delete, same token |
+//! | `OPTIONS /<key>` | CORS preflight |
+//! | `GET /api/v1/streams` | the streams in the store, JSON |
+//! | `GET /healthz`, `/readyz`, `/metrics` | liveness, store reachability, Prometheus |
+//!
+//! Errors map to statuses in one place ([`Error`]'s `IntoResponse`), with a
+//! one-line reason for the client and details in the logs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::TryStreamExt;
+use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt};
+
+use crate::media::{self, Kind};
+use crate::path::ObjectKey;
+use crate::range::{self, Resolved};
+use crate::{Error, Result, catalog, ingest, metrics};
+
+/// Store operations slower than this answer 504.
+pub const STORE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What the origin's handlers share.
+#[derive(Debug, Clone)]
+pub struct OriginState {
+    /// The store objects are read from and written to.
+    pub store: Arc<dyn ObjectStore>,
+    /// Bearer token for PUT and DELETE; `None` disables ingest.
+    pub ingest_token: Option<String>,
+    /// Largest body a PUT may carry.
+    pub max_ingest_bytes: u64,
+    /// Playlists larger than this are served as plain objects, without
+    /// looking inside them for `EXT-X-ENDLIST`.
+    pub max_playlist_bytes: u64,
+}
+
+/// The origin's router.
+pub fn app(state: OriginState) -> Router {
+    // Installed before the first request, so that no count is lost.
+    metrics::handle();
+    let state = Arc::new(state);
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(|| async { metrics::handle().render() }))
+        .route("/api/v1/streams", get(list_streams))
+        .fallback(object)
+        .with_state(state)
+        .layer(middleware::from_fn(common_headers))
+}
+
+/// Refuses absolute-form request targets, adds CORS headers and counts
+/// every answer by method and status.
+async fn common_headers(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let mut response = if request.uri().scheme().is_some() || request.uri().authority().is_some() {
+        Error::BadInput("absolute-form request targets are not served".into()).into_response()
+    } else {
+        next.run(request).await
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Content-Length, Content-Range, ETag, Last-Modified, Age"),
+    );
+    ::metrics::counter!(
+        metrics::REQUESTS,
+        "method" => method_label(&method),
+        "status" => response.status().as_u16().to_string()
+    )
+    .increment(1);
+    response
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::POST => "POST",
+        _ => "other",
+    }
+}
+
+async fn readyz(State(state): State<Arc<OriginState>>) -> Response {
+    let probe = object_store::path::Path::from("readyz-probe");
+    match timed("head", state.store.head(&probe)).await {
+        Ok(_) | Err(Error::Store(object_store::Error::NotFound { .. })) => "ready\n".into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "store is not reachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "store is not reachable\n").into_response()
+        }
+    }
+}
+
+async fn list_streams(State(state): State<Arc<OriginState>>) -> Result<Response> {
+    let started = Instant::now();
+    let keys: Vec<String> = tokio::time::timeout(
+        STORE_TIMEOUT,
+        state
+            .store
+            .list(None)
+            .map_ok(|meta| meta.location.to_string())
+            .try_collect(),
+    )
+    .await
+    .map_err(|_| Error::Timeout)??;
+    metrics::store_latency("list", started.elapsed());
+    let streams = catalog::streams(keys.iter().map(String::as_str));
+    Ok(axum::Json(serde_json::json!({ "streams": streams })).into_response())
+}
+
+async fn object(State(state): State<Arc<OriginState>>, request: Request) -> Result<Response> {
+    let key =
+        ObjectKey::from_request_path(request.uri().path()).map_err(|e| Error::BadInput(e.to_string()))?;
+    match *request.method() {
+        Method::GET | Method::HEAD => {
+            read(&state, &key, request.method() == Method::HEAD, request.headers()).await
+        }
+        Method::PUT => {
+            authorize(&state, request.headers())?;
+            put(&state, &key, request).await
+        }
+        Method::DELETE => {
+            authorize(&state, request.headers())?;
+            timed("delete", state.store.delete(&key.to_store_path())).await?;
+            tracing::info!(key = %key, "object deleted");
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Method::OPTIONS => Ok(preflight()),
+        _ => Ok((
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, "GET, HEAD, PUT, DELETE, OPTIONS")],
+            "method not allowed\n",
+        )
+            .into_response()),
+    }
+}
+
+fn preflight() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, HEAD, OPTIONS"),
+            (
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                "Range, If-None-Match, If-Modified-Since",
+            ),
+            (header::ACCESS_CONTROL_MAX_AGE, "86400"),
+        ],
+    )
+        .into_response()
+}
+
+/// Checks `Authorization: Bearer <token>` in constant time.
+fn authorize(state: &OriginState, headers: &HeaderMap) -> Result<()> {
+    let Some(expected) = state.ingest_token.as_deref() else {
+        return Err(Error::Forbidden(
+            "ingest is disabled: start the origin with --ingest-token".into(),
+        ));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
+        _ => Err(Error::Unauthorized),
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn put(state: &OriginState, key: &ObjectKey, request: Request) -> Result<Response> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > state.max_ingest_bytes) {
+        return Err(Error::TooLarge {
+            limit: state.max_ingest_bytes,
+        });
+    }
+    let body = request.into_body().into_data_stream().inspect_ok(|chunk| {
+        ::metrics::counter!(metrics::BYTES_IN).increment(chunk.len() as u64);
+    });
+    // The upload runs in its own task: packagers such as ffmpeg close their
+    // side as soon as the body is sent, which drops this handler, and a body
+    // received whole must still be stored (a cut-off body still aborts).
+    let store = state.store.clone();
+    let path = key.to_store_path();
+    let limit = state.max_ingest_bytes;
+    let started = Instant::now();
+    let stored = tokio::spawn(async move { ingest::put_stream(store.as_ref(), &path, body, limit).await })
+        .await
+        .map_err(|e| Error::Internal(format!("upload task: {e}")))??;
+    metrics::store_latency("put", started.elapsed());
+    tracing::debug!(key = %key, bytes = stored, "object stored");
+    Ok(StatusCode::CREATED.into_response())
+}
+
+async fn read(state: &OriginState, key: &ObjectKey, head: bool, headers: &HeaderMap) -> Result<Response> {
+    let path = key.to_store_path();
+    let (kind, content_type) = media::classify(key.extension());
+    let range_request = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map_or(range::RangeRequest::Full, range::parse);
+
+    // Playlists are read whole (they are small) to tell live from VOD. For
+    // a HEAD or a byte range of anything else, metadata comes first.
+    let read_whole = kind == Kind::Playlist;
+    let probe_only = !read_whole && (head || range_request != range::RangeRequest::Full);
+    let options = GetOptions {
+        head: probe_only,
+        ..GetOptions::default()
+    };
+    let result = timed("get", state.store.get_opts(&path, options)).await?;
+    let meta = result.meta.clone();
+    let etag = etag_of(&meta);
+    let last_modified = SystemTime::from(meta.last_modified);
+
+    let whole = if read_whole && meta.size <= state.max_playlist_bytes {
+        Payload::Whole(timed("get", result.bytes()).await?)
+    } else if probe_only {
+        Payload::Probed
+    } else {
+        Payload::Streaming(result)
+    };
+    let cache_control = match &whole {
+        Payload::Whole(bytes) => media::cache_control(kind, Some(bytes)),
+        _ => media::cache_control(kind, None),
+    };
+
+    let mut response = Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::ETAG, &etag)
+        .header(header::LAST_MODIFIED, httpdate::fmt_http_date(last_modified))
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CACHE_CONTROL, cache_control);
+
+    if not_modified(headers, &etag, last_modified) {
+        return finish(response.status(StatusCode::NOT_MODIFIED), Body::empty());
+    }
+
+    let (status, range) = match range::resolve(range_request, meta.size) {
+        Resolved::Full => (StatusCode::OK, 0..meta.size),
+        Resolved::Partial(r) => {
+            response = response.header(header::CONTENT_RANGE, range::content_range(&r, meta.size));
+            (StatusCode::PARTIAL_CONTENT, r)
+        }
+        Resolved::Unsatisfiable => return Err(Error::RangeNotSatisfiable { size: meta.size }),
+    };
+    response = response
+        .status(status)
+        .header(header::CONTENT_LENGTH, range.end - range.start);
+    if head {
+        return finish(response, Body::empty());
+    }
+
+    let stream = match whole {
+        Payload::Whole(bytes) => {
+            let start = usize::try_from(range.start)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            let end = usize::try_from(range.end).unwrap_or(usize::MAX).min(bytes.len());
+            ::metrics::counter!(metrics::BYTES_OUT).increment((end - start) as u64);
+            return finish(response, Body::from(bytes.slice(start..end)));
+        }
+        Payload::Streaming(result) if status == StatusCode::OK => result.into_stream(),
+        Payload::Streaming(_) | Payload::Probed => {
+            // A byte range of the version just looked at: a changed object
+            // fails the `if_match` rather than mixing two versions.
+            let ranged = GetOptions {
+                range: Some(GetRange::Bounded(range.clone())),
+                if_match: meta.e_tag.clone(),
+                ..GetOptions::default()
+            };
+            timed("get", state.store.get_opts(&path, ranged))
+                .await?
+                .into_stream()
+        }
+    };
+    let body = Body::from_stream(stream.inspect_ok(|chunk| {
+        ::metrics::counter!(metrics::BYTES_OUT).increment(chunk.len() as u64);
+    }));
+    finish(response, body)
+}
+
+/// What a read has in hand once the object's metadata is known.
+enum Payload {
+    /// A playlist, read whole.
+    Whole(bytes::Bytes),
+    /// The object's body, not yet read.
+    Streaming(object_store::GetResult),
+    /// Only metadata (HEAD, or a byte range still to fetch).
+    Probed,
+}
+
+fn finish(builder: axum::http::response::Builder, body: Body) -> Result<Response> {
+    builder
+        .body(body)
+        .map_err(|e| Error::Internal(format!("building a response: {e}")))
+}
+
+/// A strong `ETag` for an object: the store's own when it has one, quoted.
+fn etag_of(meta: &ObjectMeta) -> String {
+    match meta.e_tag.as_deref() {
+        Some(tag) if tag.starts_with('"') || tag.starts_with("W/") => tag.to_owned(),
+        Some(tag) => format!("\"{tag}\""),
+        None => format!("\"{:x}-{:x}\"", meta.last_modified.timestamp_micros(), meta.size),
+    }
+}
+
+/// RFC 9110 §13.1: `If-None-Match` wins over `If-Modified-Since`.
+fn not_modified(headers: &HeaderMap, etag: &str, last_modified: SystemTime) -> bool {
+    if let Some(list) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+        return list.split(',').any(|t| t.trim() == "*" || bare(t) == bare(etag));
+    }
+    headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+        .is_some_and(|since| {
+            // HTTP dates have one-second resolution.
+            let modified = last_modified
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let since = since
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            modified <= since
+        })
+}
+
+/// Runs a store operation under [`STORE_TIMEOUT`], recording its latency.
+async fn timed<T>(
+    op: &'static str,
+    future: impl std::future::Future<Output = object_store::Result<T>>,
+) -> Result<T> {
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(STORE_TIMEOUT, future).await;
+    metrics::store_latency(op, started.elapsed());
+    outcome.map_err(|_| Error::Timeout)?.map_err(Error::from)
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, reason) = match &self {
+            Error::NotFound(_) | Error::Store(object_store::Error::NotFound { .. }) => {
+                (StatusCode::NOT_FOUND, "not found".to_owned())
+            }
+            Error::BadInput(reason) => (StatusCode::BAD_REQUEST, reason.clone()),
+            Error::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "missing or invalid bearer token".to_owned(),
+            ),
+            Error::Forbidden(reason) => (StatusCode::FORBIDDEN, reason.clone()),
+            Error::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, self.to_string()),
+            Error::RangeNotSatisfiable { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, self.to_string()),
+            Error::Store(object_store::Error::Precondition { .. }) => (
+                StatusCode::PRECONDITION_FAILED,
+                "object changed while being read".to_owned(),
+            ),
+            Error::Timeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "object store did not answer in time".to_owned(),
+            ),
+            Error::Store(_) => (StatusCode::BAD_GATEWAY, "object store error".to_owned()),
+            Error::Config(_) | Error::Io(_) | Error::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error".to_owned())
+            }
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %self, status = status.as_u16(), "request failed");
+        }
+        let mut response = (status, format!("{reason}\n")).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if matches!(
+            self,
+            Error::Unauthorized | Error::Forbidden(_) | Error::TooLarge { .. }
+        ) {
+            // Refused before the body was read: the connection cannot be reused.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        match self {
+            Error::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Error::RangeNotSatisfiable { size } => {
+                if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    headers.insert(header::CONTENT_RANGE, value);
+                }
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditional_requests() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut h = HeaderMap::new();
+        assert!(!not_modified(&h, "\"a\"", t));
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"b\", W/\"a\""));
+        assert!(not_modified(&h, "\"a\"", t));
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"b\""));
+        h.insert(
+            header::IF_MODIFIED_SINCE,
+            HeaderValue::from_static("Thu, 01 Jan 2099 00:00:00 GMT"),
+        );
+        assert!(!not_modified(&h, "\"a\"", t), "If-None-Match wins");
+        h.remove(header::IF_NONE_MATCH);
+        assert!(not_modified(&h, "\"a\"", t));
+        h.insert(
+            header::IF_MODIFIED_SINCE,
+            HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
+        );
+        assert!(!not_modified(&h, "\"a\"", t));
+    }
+
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+    }
+}

@@ -1,0 +1,9 @@
+//! hls-cdn router: playlist rewriter, edge selector, fleet API and redirector.
+//!
+//! This crate is a placeholder in the workspace layout of `DESIGN.md`; it
+//! gains its code in a later release.
+
+#![forbid(unsafe_code)]
+
+/// What the binary says when run before the crate has its code.
+pub const STATUS: &str = "not implemented in this release";
