@@ -18,6 +18,15 @@ pub enum Error {
     /// The store did not answer in time.
     #[error("object store timed out")]
     Timeout,
+    /// The origin answered with an unexpected status.
+    #[error("origin answered {status}")]
+    Upstream {
+        /// The origin's HTTP status.
+        status: u16,
+    },
+    /// The origin could not be reached.
+    #[error("origin unreachable: {0}")]
+    Unreachable(String),
     /// A bug or an impossible state; details in the message.
     #[error("internal: {0}")]
     Internal(String),

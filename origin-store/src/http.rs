@@ -28,7 +28,7 @@ use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt
 use crate::media::{self, Kind};
 use crate::path::ObjectKey;
 use crate::range::{self, Resolved};
-use crate::{Error, Result, catalog, ingest, metrics};
+use crate::{Error, Result, catalog, ingest, metrics, store};
 
 /// Store operations slower than this answer 504.
 pub const STORE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -139,7 +139,12 @@ async fn object(State(state): State<Arc<OriginState>>, request: Request) -> Resu
         }
         Method::DELETE => {
             authorize(&state, request.headers())?;
-            timed("delete", state.store.delete(&key.to_store_path())).await?;
+            // Like uploads, deletes finish even if the client hangs up first.
+            let store = state.store.clone();
+            let path = key.to_store_path();
+            tokio::spawn(async move { timed("delete", store.delete(&path)).await })
+                .await
+                .map_err(|e| Error::Internal(format!("delete task: {e}")))??;
             tracing::info!(key = %key, "object deleted");
             Ok(StatusCode::NO_CONTENT.into_response())
         }
@@ -291,7 +296,7 @@ async fn read(state: &OriginState, key: &ObjectKey, head: bool, headers: &Header
             ::metrics::counter!(metrics::BYTES_OUT).increment((end - start) as u64);
             return finish(response, Body::from(bytes.slice(start..end)));
         }
-        Payload::Streaming(result) if status == StatusCode::OK => result.into_stream(),
+        Payload::Streaming(result) if status == StatusCode::OK => store::into_stream(result),
         Payload::Streaming(_) | Payload::Probed => {
             // A byte range of the version just looked at: a changed object
             // fails the `if_match` rather than mixing two versions.
@@ -300,9 +305,7 @@ async fn read(state: &OriginState, key: &ObjectKey, head: bool, headers: &Header
                 if_match: meta.e_tag.clone(),
                 ..GetOptions::default()
             };
-            timed("get", state.store.get_opts(&path, ranged))
-                .await?
-                .into_stream()
+            store::into_stream(timed("get", state.store.get_opts(&path, ranged)).await?)
         }
     };
     let body = Body::from_stream(stream.inspect_ok(|chunk| {
@@ -391,7 +394,9 @@ impl IntoResponse for Error {
                 StatusCode::GATEWAY_TIMEOUT,
                 "object store did not answer in time".to_owned(),
             ),
-            Error::Store(_) => (StatusCode::BAD_GATEWAY, "object store error".to_owned()),
+            Error::Store(_) | Error::Upstream { .. } | Error::Unreachable(_) => {
+                (StatusCode::BAD_GATEWAY, "object store error".to_owned())
+            }
             Error::Config(_) | Error::Io(_) | Error::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error".to_owned())
             }

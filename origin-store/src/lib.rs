@@ -12,6 +12,7 @@
 //! - [`range`]: `Range` header parsing and resolution against an object size. Pure.
 //! - [`media`]: `Content-Type` by extension and HLS-fitting `Cache-Control`. Pure.
 //! - [`http`]: the axum app: GET/HEAD/PUT/DELETE, `/api/v1/streams`, health, metrics.
+//! - [`client`]: reading an origin (HTTP through reqwest, stores through `object_store`), for routers and edges.
 //! - [`catalog`]: which streams a store holds (for `/api/v1/streams`). Pure.
 //! - [`ingest`]: streaming a request body into the store under a size limit.
 //! - [`server`]: serving an app on a listener until shutdown.
@@ -22,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod http;

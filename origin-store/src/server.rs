@@ -38,6 +38,9 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
+        // A client that closes its side right after sending a request (ffmpeg
+        // does, for HLS PUTs and DELETEs) still has that request carried out.
+        .half_close(true)
         .max_buf_size(MAX_REQUEST_HEAD_BYTES);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);

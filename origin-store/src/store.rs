@@ -13,7 +13,9 @@
 
 use std::sync::Arc;
 
-use object_store::ObjectStore;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
@@ -21,6 +23,7 @@ use object_store::http::HttpBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
+use object_store::{GetResult, GetResultPayload, ObjectStore};
 use url::Url;
 
 use crate::{Error, Result};
@@ -67,6 +70,67 @@ pub fn open(url: &str, options: &[(String, String)]) -> Result<Arc<dyn ObjectSto
         Ok(store)
     } else {
         Ok(Arc::new(PrefixStore::new(store, prefix)))
+    }
+}
+
+/// Read size for local files: `object_store` reads them 8 KiB at a time,
+/// one blocking task per read, which caps a local origin far below the disk.
+pub const LOCAL_READ_BYTES: usize = 256 * 1024;
+
+/// The body of a `get`, streamed; local files are read in
+/// [`LOCAL_READ_BYTES`] chunks.
+pub fn into_stream(result: GetResult) -> BoxStream<'static, object_store::Result<Bytes>> {
+    match result.payload {
+        GetResultPayload::File(file, path) => {
+            let range = result.range;
+            let state = (file, path, range.start, range.end, false);
+            futures::stream::try_unfold(state, |(mut file, path, pos, end, seeked)| async move {
+                if pos >= end {
+                    return Ok(None);
+                }
+                let want = usize::try_from(end - pos)
+                    .unwrap_or(usize::MAX)
+                    .min(LOCAL_READ_BYTES);
+                let read = tokio::task::spawn_blocking(move || {
+                    use std::io::{Read, Seek, SeekFrom};
+                    if !seeked {
+                        file.seek(SeekFrom::Start(pos))?;
+                    }
+                    let mut buf = vec![0u8; want];
+                    let mut filled = 0;
+                    while filled < want {
+                        match file.read(&mut buf[filled..])? {
+                            0 => break,
+                            n => filled += n,
+                        }
+                    }
+                    buf.truncate(filled);
+                    Ok::<_, std::io::Error>((file, buf))
+                })
+                .await;
+                let (file, buf) = match read {
+                    Ok(Ok(done)) => done,
+                    Ok(Err(source)) => {
+                        return Err(object_store::Error::Generic {
+                            store: "local",
+                            source: Box::new(source),
+                        });
+                    }
+                    Err(join) => return Err(object_store::Error::JoinError { source: join }),
+                };
+                if buf.is_empty() {
+                    let source = format!("{path:?} ended before its size");
+                    return Err(object_store::Error::Generic {
+                        store: "local",
+                        source: source.into(),
+                    });
+                }
+                let next = pos + buf.len() as u64;
+                Ok(Some((Bytes::from(buf), (file, path, next, end, true))))
+            })
+            .boxed()
+        }
+        GetResultPayload::Stream(stream) => stream,
     }
 }
 

@@ -1,4 +1,6 @@
-//! Helpers for tests that run real `hlscdn-origin` processes on loopback.
+//! Helpers for tests that run real hls-cdn processes on loopback. Shared by
+//! the crates' integration tests (`#[path]`-included), so it finds binaries
+//! of other packages itself, building them if needed.
 
 #![allow(dead_code)]
 
@@ -55,9 +57,23 @@ impl Server {
 
     /// Starts `hlscdn-origin` with these flags plus `--listen 127.0.0.1:0`.
     pub fn origin(args: &[&str], envs: &[(&str, &str)]) -> Server {
+        match option_env!("CARGO_BIN_EXE_hlscdn-origin") {
+            Some(path) => {
+                let mut all = vec!["--listen", "127.0.0.1:0"];
+                all.extend_from_slice(args);
+                Server::start(path, &all, envs)
+            }
+            None => Server::binary("origin-store", "hlscdn-origin", args, envs),
+        }
+    }
+
+    /// Starts binary `bin` of workspace package `package` with these flags
+    /// plus `--listen 127.0.0.1:0`.
+    pub fn binary(package: &str, bin: &str, args: &[&str], envs: &[(&str, &str)]) -> Server {
         let mut all = vec!["--listen", "127.0.0.1:0"];
         all.extend_from_slice(args);
-        Server::start(env!("CARGO_BIN_EXE_hlscdn-origin"), &all, envs)
+        let path = bin_path(package, bin);
+        Server::start(path.to_str().expect("utf-8 path"), &all, envs)
     }
 
     /// `http://ADDR` + `path`.
@@ -86,6 +102,28 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The path of a workspace binary, built once per test process if missing:
+/// `cargo test -p X` builds only X's own binaries.
+pub fn bin_path(package: &str, bin: &str) -> std::path::PathBuf {
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> → target/<profile>/<bin>
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = dir.join(bin);
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut command = Command::new(cargo);
+        command.args(["build", "-q", "-p", package, "--bin", bin]);
+        if dir.ends_with("release") {
+            command.arg("--release");
+        }
+        let status = command.status().expect("cargo build");
+        assert!(status.success(), "building {bin} failed");
+    }
+    path
 }
 
 /// Sends `request` as raw bytes (for targets an HTTP client would clean up)
