@@ -53,7 +53,7 @@ pub struct Cli {
     #[arg(long, env = "HLSCDN_LISTEN")]
     pub listen: Option<SocketAddr>,
     /// Object store URL: file:///dir, memory://, s3://bucket/prefix, gs://, az://, http(s)://.
-    /// Default: file://<working directory>/hlscdn-store.
+    /// Default: `file://` + the working directory + `/hlscdn-store`.
     #[arg(long, env = "HLSCDN_STORE")]
     pub store: Option<String>,
     /// Store builder option KEY=VALUE (e.g. aws_endpoint=http://127.0.0.1:9000); repeatable.

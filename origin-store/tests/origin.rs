@@ -234,7 +234,7 @@ async fn conformance(origin: &Server) {
     }
 }
 
-fn origin_args<'a>(store: &'a str) -> Vec<&'a str> {
+fn origin_args(store: &str) -> Vec<&str> {
     vec![
         "--store",
         store,
