@@ -65,7 +65,10 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let publisher = match config.publish {
         Some(publish) => {
-            let publisher = publisher::Publisher::new(store.clone(), publish, std::time::SystemTime::now())?;
+            let mut publisher =
+                publisher::Publisher::new(store.clone(), publish, std::time::SystemTime::now())?;
+            // The streams exist before the server says it is listening.
+            publisher.tick(std::time::SystemTime::now()).await?;
             let mut stop = stop_rx.clone();
             Some(tokio::spawn(publisher.run(async move {
                 let _ = stop.wait_for(|stopped| *stopped).await;

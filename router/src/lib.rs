@@ -1,9 +1,149 @@
-//! hls-cdn router: playlist rewriter, edge selector, fleet API and redirector.
+//! hls-cdn router: fetches playlists from the origin, rewrites every URI onto
+//! a chosen edge (or back to itself, with the viewer's session), and answers
+//! players; also the 302 redirector and the fleet API.
 //!
-//! This crate is a placeholder in the workspace layout of `DESIGN.md`; it
-//! gains its code in a later release.
+//! # Layout
+//!
+//! - [`rewrite`]: playlist scanning into a template of byte runs and URI slots, and rendering. Pure.
+//! - [`select`]: edge choice over a fleet snapshot (weighted rendezvous, bounded load, stickiness). Pure.
+//! - [`fleet`]: the newest ad of every edge, freshness, hold-down, flips. Pure.
+//! - [`peers`]: the routers this router knows; discovery and forgetting. Pure.
+//! - [`fleet_api`]: ads in, forwarding, discovery, bootstrap, `/api/v1/*` fleet views, events.
+//! - [`groups`]: viewer groups by trusted header or CIDR. Pure.
+//! - [`playlists`]: origin playlists fetched once (collapsed) and cached as templates.
+//! - [`http`]: the axum app: rewritten playlists, `/r/` redirects, health, metrics.
+//! - [`config`]: TOML + `HLSCDN_*` + flags, validated.
+//! - [`metrics`]: metric names.
+//! - [`error`]: the error type and its one mapping to HTTP answers.
 
 #![forbid(unsafe_code)]
 
-/// What the binary says when run before the crate has its code.
-pub const STATUS: &str = "not implemented in this release";
+pub mod config;
+pub mod error;
+pub mod fleet;
+pub mod fleet_api;
+pub mod groups;
+pub mod http;
+pub mod metrics;
+pub mod peers;
+pub mod playlists;
+pub mod rewrite;
+pub mod select;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use origin_store::client::OriginClient;
+use router_api::fleet::{EdgeSnapshot, FleetSnapshot};
+use router_api::session::SessionKey;
+use router_api::token::KeyRing;
+
+/// The fleet view of a statically configured fleet.
+pub fn static_fleet(edges: &[config::EdgeConfig]) -> FleetSnapshot {
+    FleetSnapshot::new(
+        edges
+            .iter()
+            .map(|edge| EdgeSnapshot {
+                capacity_bps: edge.capacity_bps,
+                group: edge.group.clone(),
+                ..EdgeSnapshot::new_static(edge.id.clone(), &edge.url)
+            })
+            .collect(),
+    )
+}
+
+/// Builds the router's shared state from its configuration; `public_url` is
+/// where other routers and edges reach this one.
+pub fn state(config: &config::Config, public_url: &str) -> anyhow::Result<http::RouterState> {
+    let origin = OriginClient::open(&config.origin, &config.origin_options)?;
+    let mut origin_bases: Vec<String> = Vec::new();
+    if let Some(base) = origin.base_url() {
+        origin_bases.push(base.to_string());
+    }
+    let origin_public_url = config
+        .origin_public_url
+        .clone()
+        .or_else(|| origin.base_url().map(|u| u.to_string()))
+        .map(|u| u.trim_end_matches('/').to_owned());
+    if let Some(public) = &origin_public_url {
+        origin_bases.push(format!("{public}/"));
+    }
+    let limits = playlists::Limits {
+        origin_timeout: config.origin_timeout,
+        blocking_timeout: config.blocking_timeout,
+        max_playlist_bytes: config.max_playlist_bytes,
+        vod_cache: config.vod_cache,
+        master_cache: config.master_cache,
+    };
+    let policy = select::Policy {
+        epsilon: config.epsilon,
+        sticky_max_utilization: config.sticky_max_utilization,
+    };
+    let signing = if config.signing_keys.is_empty() {
+        None
+    } else {
+        Some(KeyRing::new(config.signing_keys.clone()).context("`signing_keys`")?)
+    };
+    let fleet = fleet_api::Fleet::new(fleet_api::FleetSettings {
+        me: peers::RouterInfo {
+            id: format!("{:016x}", rand::random::<u64>()),
+            url: public_url.to_owned(),
+        },
+        seeds: config.peers.clone(),
+        fleet_token: config.fleet_token.clone(),
+        static_edges: static_fleet(&config.edges).edges,
+        policy,
+        hold_down: config.hold_down,
+        discovery_interval: config.discovery_interval,
+        bootstrap_timeout: config.bootstrap_timeout,
+    })?;
+    let groups = groups::Groups {
+        cidrs: config.groups.clone(),
+        header: match &config.group_header {
+            Some(name) => {
+                Some(axum::http::HeaderName::from_bytes(name.as_bytes()).context("`group_header`")?)
+            }
+            None => None,
+        },
+    };
+    Ok(http::RouterState {
+        playlists: playlists::Playlists::new(origin, origin_bases, limits),
+        fleet,
+        groups,
+        signing,
+        sessions: SessionKey::new(config.fleet_token.as_bytes()),
+        token_ttl: config.token_ttl,
+        session_max_age: config.session_max_age,
+        no_edge: config.no_edge,
+        origin_public_url,
+    })
+}
+
+/// Runs the router with `config` until `shutdown` resolves.
+pub async fn run(
+    config: config::Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let public_url = match &config.public_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => format!("http://{}", listener.local_addr()?),
+    };
+    let state = Arc::new(state(&config, &public_url)?);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    state.fleet.start(stop_rx);
+    tracing::info!(
+        origin = %config.origin,
+        public_url = %public_url,
+        id = %state.fleet.me().id,
+        peers = config.peers.len(),
+        edges = config.edges.len(),
+        "router starting"
+    );
+    let served = origin_store::server::serve(listener, http::app(state), shutdown).await;
+    let _ = stop_tx.send(true);
+    served.context("serving")
+}

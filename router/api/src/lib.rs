@@ -1,6 +1,15 @@
-//! hls-cdn wire contract: ad and fleet-view types, URL token format (no I/O).
+//! hls-cdn wire contract: ad and fleet-view types, URL token format. No I/O:
+//! every crate that talks to a router (edges, routers, ops, the load tester)
+//! uses these types, and edges verify tokens with the same code routers sign them with.
 //!
-//! This crate is a placeholder in the workspace layout of `DESIGN.md`; it
-//! gains its types in a later release.
+//! # Layout
+//!
+//! - [`fleet`]: edge ads and the fleet snapshot that edge selection reads.
+//! - [`token`]: signed segment URLs in the shape of Akamai EdgeAuth (HMAC-SHA256, key ids).
+//! - [`session`]: the viewer session token routers put on playlist URIs.
 
 #![forbid(unsafe_code)]
+
+pub mod fleet;
+pub mod session;
+pub mod token;

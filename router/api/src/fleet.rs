@@ -1,0 +1,654 @@
+//! Edge ads and the fleet snapshot that edge selection reads.
+//!
+//! An edge posts an [`Ad`] (JSON) to every router it knows about once a
+//! second; routers keep the newest ad per edge ([`Ad::is_newer_than`]) and
+//! forward what they stored to each other. From the stored ads a router builds
+//! a [`FleetSnapshot`], the immutable view that edge selection works on.
+//!
+//! Ads are forward compatible: unknown JSON fields are ignored, so an older
+//! router accepts ads from a newer edge; what is known is checked by
+//! [`Ad::validate`].
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::session::valid_edge_id;
+
+/// Shortest accepted ad TTL, in milliseconds.
+pub const MIN_TTL_MS: u64 = 500;
+/// Longest accepted ad TTL, in milliseconds.
+pub const MAX_TTL_MS: u64 = 60_000;
+/// TTL edges use by default: three 1 s heartbeats.
+pub const DEFAULT_TTL_MS: u64 = 3_000;
+/// Most hot streams an ad may list.
+pub const MAX_HOT_STREAMS: usize = 32;
+/// Longest stream key in `hot_streams`, in bytes.
+pub const MAX_STREAM_KEY_LEN: usize = 256;
+/// Longest `public_url`, in bytes.
+pub const MAX_URL_LEN: usize = 2048;
+/// Capacity given to edges configured statically (`--edge ID=URL`), which
+/// send no ads: 1 Gbit/s. All static edges weigh the same.
+pub const DEFAULT_STATIC_CAPACITY_BPS: u64 = 1_000_000_000;
+
+/// Whether an edge takes new viewers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EdgeState {
+    /// Serving and taking new viewers.
+    Ready,
+    /// Shutting down: keeps serving the viewers it has, takes no new ones.
+    Draining,
+}
+
+/// What an edge can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capacity {
+    /// Egress the edge can sustain, bits per second. Also its weight in selection.
+    pub egress_bps: u64,
+    /// Concurrent client connections it can hold.
+    pub connections: u64,
+}
+
+/// What an edge carries now, as measured by the edge.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Load {
+    /// Egress, bits per second.
+    pub egress_bps: u64,
+    /// Open client connections.
+    pub connections: u64,
+    /// Requests served per second.
+    pub requests_per_sec: f64,
+    /// Share of requests served from cache, 0 to 1.
+    pub cache_hit_ratio: f64,
+    /// Bytes held in the cache.
+    pub cache_bytes: u64,
+    /// CPU use of the edge process, 0 to 1 (of all cores).
+    pub cpu: f64,
+}
+
+/// One of the streams an edge serves the most.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HotStream {
+    /// Stream key (stream + rendition, e.g. `live/demo-1|720p`).
+    pub stream: String,
+    /// Egress for that stream, bits per second.
+    pub egress_bps: u64,
+}
+
+/// Which run of the edge process sent the ad.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    /// When the process started, unix milliseconds.
+    pub started_unix_ms: u64,
+    /// A random id drawn at process start (1 to 64 bytes of `[A-Za-z0-9._-]`,
+    /// e.g. 16 hex digits), a string so that JSON readers without 64-bit
+    /// integers keep it exact.
+    pub id: String,
+}
+
+/// An edge's liveness and load report, `POST /api/v1/ads`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ad {
+    /// The edge's id: 1 to 64 bytes of `[A-Za-z0-9._-]`.
+    pub edge_id: String,
+    /// Base URL viewers fetch segments from: `http(s)://host[:port][/path]`,
+    /// without query or fragment.
+    pub public_url: String,
+    /// The edge's group (region, POP); viewers of a group prefer its edges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Whether the edge takes new viewers.
+    pub state: EdgeState,
+    /// What the edge can carry.
+    pub capacity: Capacity,
+    /// What it carries now.
+    #[serde(default)]
+    pub load: Load,
+    /// Its busiest streams, busiest first, at most [`MAX_HOT_STREAMS`].
+    #[serde(default)]
+    pub hot_streams: Vec<HotStream>,
+    /// How long this ad stays valid after a router receives it, milliseconds
+    /// ([`MIN_TTL_MS`] to [`MAX_TTL_MS`]).
+    pub ttl_ms: u64,
+    /// The process run that sent it.
+    pub instance: Instance,
+    /// Counter the instance increments with every ad.
+    pub generation: u64,
+}
+
+/// Why an ad was refused; the message names the field.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AdError {
+    /// `edge_id` is empty.
+    #[error("`edge_id` must not be empty")]
+    EmptyEdgeId,
+    /// `edge_id` is too long or holds a byte outside `[A-Za-z0-9._-]`.
+    #[error("`edge_id` must be at most 64 bytes of A-Z a-z 0-9 . _ -")]
+    BadEdgeId,
+    /// `public_url` is not a usable base URL; the text says why.
+    #[error("`public_url` {0}")]
+    BadPublicUrl(&'static str),
+    /// `group` is empty, too long or holds a byte outside `[A-Za-z0-9._-]`.
+    #[error("`group` must be 1 to 64 bytes of A-Z a-z 0-9 . _ -")]
+    BadGroup,
+    /// A capacity field is zero.
+    #[error("`{0}` must be > 0")]
+    ZeroCapacity(&'static str),
+    /// `ttl_ms` is outside [`MIN_TTL_MS`]..=[`MAX_TTL_MS`].
+    #[error("`ttl_ms` must be within {MIN_TTL_MS}..={MAX_TTL_MS} (got {0})")]
+    TtlOutOfRange(u64),
+    /// A ratio is outside 0..=1 or not a number.
+    #[error("`{field}` must be within 0..=1 (got {value})")]
+    RatioOutOfRange {
+        /// The field, e.g. `load.cpu`.
+        field: &'static str,
+        /// The value received.
+        value: f64,
+    },
+    /// `load.requests_per_sec` is negative or not finite.
+    #[error("`load.requests_per_sec` must be a finite number >= 0 (got {0})")]
+    BadRequestRate(f64),
+    /// `hot_streams` is longer than [`MAX_HOT_STREAMS`].
+    #[error("`hot_streams` may list at most {MAX_HOT_STREAMS} streams (got {0})")]
+    TooManyHotStreams(usize),
+    /// A hot stream key is empty, too long or holds control characters.
+    #[error("`hot_streams[{0}].stream` must be 1 to 256 bytes without control characters")]
+    BadHotStream(usize),
+    /// `instance.id` is empty, too long or holds a byte outside `[A-Za-z0-9._-]`.
+    #[error("`instance.id` must be 1 to 64 bytes of A-Z a-z 0-9 . _ -")]
+    BadInstanceId,
+}
+
+impl Ad {
+    /// Checks every field a router relies on.
+    pub fn validate(&self) -> Result<(), AdError> {
+        if self.edge_id.is_empty() {
+            return Err(AdError::EmptyEdgeId);
+        }
+        if !valid_edge_id(&self.edge_id) {
+            return Err(AdError::BadEdgeId);
+        }
+        validate_base_url(&self.public_url).map_err(AdError::BadPublicUrl)?;
+        if self.group.as_deref().is_some_and(|g| !valid_edge_id(g)) {
+            return Err(AdError::BadGroup);
+        }
+        if self.capacity.egress_bps == 0 {
+            return Err(AdError::ZeroCapacity("capacity.egress_bps"));
+        }
+        if self.capacity.connections == 0 {
+            return Err(AdError::ZeroCapacity("capacity.connections"));
+        }
+        if !(MIN_TTL_MS..=MAX_TTL_MS).contains(&self.ttl_ms) {
+            return Err(AdError::TtlOutOfRange(self.ttl_ms));
+        }
+        for (field, value) in [
+            ("load.cache_hit_ratio", self.load.cache_hit_ratio),
+            ("load.cpu", self.load.cpu),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(AdError::RatioOutOfRange { field, value });
+            }
+        }
+        let rps = self.load.requests_per_sec;
+        if !(rps.is_finite() && rps >= 0.0) {
+            return Err(AdError::BadRequestRate(rps));
+        }
+        if self.hot_streams.len() > MAX_HOT_STREAMS {
+            return Err(AdError::TooManyHotStreams(self.hot_streams.len()));
+        }
+        for (i, hot) in self.hot_streams.iter().enumerate() {
+            let s = &hot.stream;
+            if s.is_empty() || s.len() > MAX_STREAM_KEY_LEN || s.chars().any(char::is_control) {
+                return Err(AdError::BadHotStream(i));
+            }
+        }
+        if !valid_edge_id(&self.instance.id) {
+            return Err(AdError::BadInstanceId);
+        }
+        Ok(())
+    }
+
+    /// Whether this ad should replace `other`, an ad of the same edge.
+    ///
+    /// Ads are ordered by `(instance.started_unix_ms, instance.id, generation)`:
+    /// within one instance the higher generation is newer; a different
+    /// instance is newer when it started later, and two instances that claim
+    /// the same start time are ordered by id so that every router decides the
+    /// same way. An ad is never newer than itself, so forwarding stops.
+    ///
+    /// An edge whose clock stepped back across a restart starts "older" than
+    /// its previous run; routers therefore let any valid ad replace a stored ad
+    /// that is already past its TTL.
+    pub fn is_newer_than(&self, other: &Ad) -> bool {
+        fn key(ad: &Ad) -> (u64, &str, u64) {
+            (
+                ad.instance.started_unix_ms,
+                ad.instance.id.as_str(),
+                ad.generation,
+            )
+        }
+        key(self) > key(other)
+    }
+}
+
+/// Checks a base URL: `http://` or `https://`, a host, no credentials, no
+/// query or fragment, no whitespace or control characters.
+fn validate_base_url(url: &str) -> Result<(), &'static str> {
+    if url.len() > MAX_URL_LEN {
+        return Err("must be at most 2048 bytes");
+    }
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    let rest = if lower.starts_with("http://") {
+        &url[7..]
+    } else if lower.starts_with("https://") {
+        &url[8..]
+    } else {
+        return Err("must start with http:// or https://");
+    };
+    if url
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b >= 0x80)
+    {
+        return Err("must not contain spaces, control or non-ASCII characters");
+    }
+    if url.contains(['?', '#']) {
+        return Err("must not have a query or fragment");
+    }
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.contains('@') {
+        return Err("must not contain credentials");
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        // An IPv6 literal: `[::1]` or `[::1]:9001`.
+        Some(v6) => match v6.split_once(']') {
+            Some((host, "")) => (host, None),
+            Some((host, after)) => (host, Some(after.strip_prefix(':').ok_or("has a bad port")?)),
+            None => return Err("has a bad IPv6 host"),
+        },
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    if port.is_some_and(|p| p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit())) {
+        return Err("has a bad port");
+    }
+    if host.is_empty() {
+        return Err("must name a host");
+    }
+    Ok(())
+}
+
+/// What edge selection needs to know about one edge, at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EdgeSnapshot {
+    /// The edge id.
+    pub id: String,
+    /// Base URL for segment URIs, without a trailing `/`: a URI is
+    /// `base_url` + the object path (which starts with `/`).
+    pub base_url: String,
+    /// The edge's group, if any.
+    pub group: Option<String>,
+    /// Whether it takes new viewers.
+    pub state: EdgeState,
+    /// Egress capacity, bits per second; the edge's weight. Selection skips an
+    /// edge with capacity 0.
+    pub capacity_bps: u64,
+    /// Egress the edge reported in its last ad, bits per second.
+    pub load_bps: u64,
+    /// The edge is fresh while `now < fresh_until` (ad receipt + TTL).
+    /// `None`: a statically configured edge, always fresh.
+    pub fresh_until: Option<Instant>,
+    /// The edge may get viewers once `now >= eligible_since` (a hold-down
+    /// after it flapped). `None`: eligible now.
+    pub eligible_since: Option<Instant>,
+}
+
+impl EdgeSnapshot {
+    /// The snapshot of an edge from its (validated) ad, received at `received_at`.
+    pub fn from_ad(ad: &Ad, received_at: Instant, eligible_since: Option<Instant>) -> Self {
+        let ttl = Duration::from_millis(ad.ttl_ms);
+        EdgeSnapshot {
+            id: ad.edge_id.clone(),
+            base_url: ad.public_url.trim_end_matches('/').to_owned(),
+            group: ad.group.clone(),
+            state: ad.state,
+            capacity_bps: ad.capacity.egress_bps,
+            load_bps: ad.load.egress_bps,
+            // Overflow cannot happen with a TTL of at most a minute; if it did,
+            // the edge would count as stale rather than fresh forever.
+            fresh_until: Some(received_at.checked_add(ttl).unwrap_or(received_at)),
+            eligible_since,
+        }
+    }
+
+    /// A statically configured edge (`--edge ID=URL`): ready, always fresh,
+    /// eligible, with no reported load and [`DEFAULT_STATIC_CAPACITY_BPS`].
+    pub fn new_static(id: impl Into<String>, base_url: &str) -> Self {
+        EdgeSnapshot {
+            id: id.into(),
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            group: None,
+            state: EdgeState::Ready,
+            capacity_bps: DEFAULT_STATIC_CAPACITY_BPS,
+            load_bps: 0,
+            fresh_until: None,
+            eligible_since: None,
+        }
+    }
+
+    /// Whether the edge's ad is still within its TTL at `now`.
+    pub fn is_fresh(&self, now: Instant) -> bool {
+        self.fresh_until.is_none_or(|until| now < until)
+    }
+
+    /// Whether the edge is out of its hold-down at `now`.
+    pub fn is_eligible(&self, now: Instant) -> bool {
+        self.eligible_since.is_none_or(|since| now >= since)
+    }
+}
+
+/// The immutable fleet view selection is built from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FleetSnapshot {
+    /// Every known edge, stale and draining ones included (selection and the
+    /// explain page say why they are passed over). Ids are unique.
+    pub edges: Vec<EdgeSnapshot>,
+}
+
+impl FleetSnapshot {
+    /// A snapshot of these edges.
+    pub fn new(edges: Vec<EdgeSnapshot>) -> Self {
+        FleetSnapshot { edges }
+    }
+
+    /// A fleet configured statically from `(id, base_url)` pairs: every edge
+    /// always fresh, ready and of equal weight (see [`EdgeSnapshot::new_static`]).
+    pub fn from_static<I, S, U>(edges: I) -> Self
+    where
+        I: IntoIterator<Item = (S, U)>,
+        S: Into<String>,
+        U: AsRef<str>,
+    {
+        FleetSnapshot {
+            edges: edges
+                .into_iter()
+                .map(|(id, url)| EdgeSnapshot::new_static(id, url.as_ref()))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ad() -> Ad {
+        Ad {
+            edge_id: "edge-1".into(),
+            public_url: "http://127.0.0.1:9001".into(),
+            group: Some("eu-west".into()),
+            state: EdgeState::Ready,
+            capacity: Capacity {
+                egress_bps: 10_000_000_000,
+                connections: 10_000,
+            },
+            load: Load {
+                egress_bps: 1_000_000,
+                connections: 12,
+                requests_per_sec: 30.5,
+                cache_hit_ratio: 0.97,
+                cache_bytes: 1 << 30,
+                cpu: 0.2,
+            },
+            hot_streams: vec![HotStream {
+                stream: "live/demo-1|720p".into(),
+                egress_bps: 800_000,
+            }],
+            ttl_ms: DEFAULT_TTL_MS,
+            instance: Instance {
+                started_unix_ms: 1_767_225_600_000,
+                id: "9f2c4e6a8b0d1f3e".into(),
+            },
+            generation: 7,
+        }
+    }
+
+    #[test]
+    fn json_shape_and_forward_compatibility() {
+        let json = serde_json::to_value(ad()).expect("serialize");
+        assert_eq!(json["state"], "ready");
+        assert_eq!(json["capacity"]["egress_bps"], 10_000_000_000u64);
+        assert_eq!(json["instance"]["id"], "9f2c4e6a8b0d1f3e");
+        let mut with_extra = json.clone();
+        with_extra["future_field"] = serde_json::json!({"x": 1});
+        with_extra["load"]["gpu"] = serde_json::json!(0.5);
+        let back: Ad = serde_json::from_value(with_extra).expect("unknown fields are ignored");
+        assert_eq!(back, ad());
+
+        let minimal = r#"{"edge_id":"e","public_url":"https://e.example","state":"draining",
+            "capacity":{"egress_bps":1,"connections":1},"ttl_ms":3000,
+            "instance":{"started_unix_ms":1,"id":"a"},"generation":0}"#;
+        let m: Ad = serde_json::from_str(minimal).expect("optional fields default");
+        assert_eq!(m.state, EdgeState::Draining);
+        assert_eq!(m.group, None);
+        assert_eq!(m.validate(), Ok(()));
+        assert!(serde_json::from_str::<Ad>(&minimal.replace("draining", "Draining")).is_err());
+    }
+
+    #[test]
+    fn validate_names_the_field() {
+        assert_eq!(ad().validate(), Ok(()));
+        type Case = (fn(&mut Ad), AdError);
+        let cases: Vec<Case> = vec![
+            (|a| a.edge_id.clear(), AdError::EmptyEdgeId),
+            (|a| a.edge_id = "edge/1".into(), AdError::BadEdgeId),
+            (|a| a.edge_id = "e".repeat(65), AdError::BadEdgeId),
+            (
+                |a| a.public_url = "ftp://x".into(),
+                AdError::BadPublicUrl("must start with http:// or https://"),
+            ),
+            (
+                |a| a.public_url = "http://x/?a=1".into(),
+                AdError::BadPublicUrl("must not have a query or fragment"),
+            ),
+            (
+                |a| a.public_url = "http://x/#f".into(),
+                AdError::BadPublicUrl("must not have a query or fragment"),
+            ),
+            (
+                |a| a.public_url = "http://".into(),
+                AdError::BadPublicUrl("must name a host"),
+            ),
+            (
+                |a| a.public_url = "http://u:p@x".into(),
+                AdError::BadPublicUrl("must not contain credentials"),
+            ),
+            (
+                |a| a.public_url = "http://x:80a".into(),
+                AdError::BadPublicUrl("has a bad port"),
+            ),
+            (
+                |a| a.public_url = "http://x y".into(),
+                AdError::BadPublicUrl("must not contain spaces, control or non-ASCII characters"),
+            ),
+            (|a| a.group = Some(String::new()), AdError::BadGroup),
+            (
+                |a| a.capacity.egress_bps = 0,
+                AdError::ZeroCapacity("capacity.egress_bps"),
+            ),
+            (
+                |a| a.capacity.connections = 0,
+                AdError::ZeroCapacity("capacity.connections"),
+            ),
+            (|a| a.ttl_ms = 499, AdError::TtlOutOfRange(499)),
+            (|a| a.ttl_ms = 60_001, AdError::TtlOutOfRange(60_001)),
+            (
+                |a| a.load.cpu = 1.5,
+                AdError::RatioOutOfRange {
+                    field: "load.cpu",
+                    value: 1.5,
+                },
+            ),
+            (
+                |a| a.load.cache_hit_ratio = -0.1,
+                AdError::RatioOutOfRange {
+                    field: "load.cache_hit_ratio",
+                    value: -0.1,
+                },
+            ),
+            (|a| a.load.requests_per_sec = -1.0, AdError::BadRequestRate(-1.0)),
+            (
+                |a| {
+                    a.hot_streams = vec![
+                        HotStream {
+                            stream: "s".into(),
+                            egress_bps: 1
+                        };
+                        33
+                    ]
+                },
+                AdError::TooManyHotStreams(33),
+            ),
+            (
+                |a| a.hot_streams[0].stream = "a\nb".into(),
+                AdError::BadHotStream(0),
+            ),
+            (|a| a.instance.id = String::new(), AdError::BadInstanceId),
+        ];
+        for (mutate, expected) in cases {
+            let mut a = ad();
+            mutate(&mut a);
+            assert_eq!(a.validate(), Err(expected.clone()), "{expected}");
+        }
+        let mut nan = ad();
+        nan.load.cpu = f64::NAN;
+        assert!(matches!(
+            nan.validate(),
+            Err(AdError::RatioOutOfRange {
+                field: "load.cpu",
+                ..
+            })
+        ));
+        assert_eq!(
+            AdError::TtlOutOfRange(5).to_string(),
+            "`ttl_ms` must be within 500..=60000 (got 5)"
+        );
+    }
+
+    #[test]
+    fn accepted_urls() {
+        for url in [
+            "http://127.0.0.1:9001",
+            "HTTPS://edge.example/cdn/",
+            "http://[::1]:9001",
+            "http://[::1]",
+            "https://edge.example:443/a/b",
+        ] {
+            assert_eq!(validate_base_url(url), Ok(()), "{url}");
+        }
+    }
+
+    #[test]
+    fn ordering_of_ads() {
+        let a = ad();
+        let mut next = ad();
+        next.generation += 1;
+        assert!(next.is_newer_than(&a));
+        assert!(!a.is_newer_than(&next));
+        assert!(!a.is_newer_than(&a), "never newer than itself");
+
+        let mut restarted = ad();
+        restarted.instance = Instance {
+            started_unix_ms: a.instance.started_unix_ms + 1,
+            id: "0".into(),
+        };
+        restarted.generation = 0;
+        assert!(
+            restarted.is_newer_than(&a),
+            "a later instance wins whatever its generation"
+        );
+        assert!(!a.is_newer_than(&restarted));
+
+        let mut twin = ad();
+        twin.instance.id = "ffff".into();
+        twin.generation = 0;
+        assert!(
+            twin.is_newer_than(&a) != a.is_newer_than(&twin),
+            "same start: decided by id"
+        );
+    }
+
+    #[test]
+    fn snapshots() {
+        let t0 = Instant::now();
+        let mut a = ad();
+        a.public_url = "http://edge.example/cdn/".into();
+        let e = EdgeSnapshot::from_ad(&a, t0, None);
+        assert_eq!(e.base_url, "http://edge.example/cdn");
+        assert_eq!(e.capacity_bps, 10_000_000_000);
+        assert!(e.is_fresh(t0 + Duration::from_millis(2_999)));
+        assert!(!e.is_fresh(t0 + Duration::from_millis(3_000)));
+        assert!(e.is_eligible(t0));
+        let held = EdgeSnapshot::from_ad(&a, t0, Some(t0 + Duration::from_secs(10)));
+        assert!(!held.is_eligible(t0));
+        assert!(held.is_eligible(t0 + Duration::from_secs(10)));
+
+        let fleet = FleetSnapshot::from_static([("e1", "http://a:1/"), ("e2", "http://b:2")]);
+        assert_eq!(fleet.edges.len(), 2);
+        assert_eq!(fleet.edges[0].base_url, "http://a:1");
+        let far = t0 + Duration::from_secs(100 * 365 * 86_400);
+        assert!(fleet.edges.iter().all(|e| e.is_fresh(far) && e.is_eligible(t0)));
+    }
+}
+
+/// One edge as a router sees it: `GET /api/v1/edges`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeView {
+    /// The edge id.
+    pub id: String,
+    /// Its public base URL.
+    pub url: String,
+    /// Its group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// `ready` or `draining`, as it last said.
+    pub state: EdgeState,
+    /// Its newest ad is within its TTL.
+    pub fresh: bool,
+    /// Out of its flap hold-down: it may get new viewers.
+    pub eligible: bool,
+    /// Milliseconds since its newest ad arrived (for a configured edge: 0).
+    pub ad_age_ms: u64,
+    /// Its capacity.
+    pub capacity: Capacity,
+    /// Its load, as it last reported.
+    pub load: Load,
+    /// Its busiest streams.
+    #[serde(default)]
+    pub hot_streams: Vec<HotStream>,
+    /// (Reported egress + what this router assigned since) / capacity.
+    pub utilization: f64,
+    /// Bits per second this router assigned to it since its newest ad.
+    pub assigned_bps: u64,
+    /// Viewers this router placed on it since the router started.
+    pub viewers_assigned: u64,
+    /// The edge is configured, not heard from.
+    #[serde(default)]
+    pub configured: bool,
+    /// The newest ad itself (absent for a configured edge); a router that
+    /// starts late copies the fleet from these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ad: Option<Ad>,
+}
+
+/// The answer of `GET /api/v1/edges`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgesView {
+    /// Id of the router that answered.
+    pub router: String,
+    /// Every edge it knows, by id.
+    pub edges: Vec<EdgeView>,
+}

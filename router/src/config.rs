@@ -1,0 +1,399 @@
+//! `hlscdn-router` configuration: a TOML file (`--config`), overridden by
+//! `HLSCDN_*` environment variables, overridden by flags; validated at start
+//! with messages that name the key.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! origin = "http://127.0.0.1:8000"
+//! fleet_token = "change-me-please"
+//! signing_keys = ["k1:0123456789abcdef0123"]
+//! no_edge = "origin"            # or "unavailable" (503 + Retry-After)
+//! epsilon = 0.25
+//!
+//! peers = ["http://127.0.0.1:8081"]   # other routers to start from
+//! hold_down_ms = 3000           # a comeback stays fresh this long before new viewers
+//! group_header = "x-viewer-group"
+//!
+//! [groups]                      # viewer groups by address (longest prefix wins)
+//! "10.0.0.0/8" = "eu"
+//!
+//! [[edges]]                     # edges that never heartbeat (always fresh)
+//! id = "edge-1"
+//! url = "http://127.0.0.1:9001"
+//! capacity_bps = 10_000_000_000
+//! group = "eu"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use router_api::token::SigningKey;
+use serde::Deserialize;
+
+use crate::error::ConfigError;
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default capacity of an edge with none configured: 1 Gbit/s.
+pub const DEFAULT_EDGE_CAPACITY_BPS: u64 = 1_000_000_000;
+/// Default timeout of an ordinary origin request.
+pub const DEFAULT_ORIGIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default timeout of a blocking playlist reload (`_HLS_msn`): above 3 × a 6 s target duration.
+pub const DEFAULT_BLOCKING_TIMEOUT: Duration = Duration::from_secs(20);
+/// Default largest playlist accepted from the origin: 8 MiB.
+pub const DEFAULT_MAX_PLAYLIST_BYTES: u64 = 8 * 1024 * 1024;
+/// Default lifetime of signed segment URLs.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
+/// Default lifetime of a viewer session.
+pub const DEFAULT_SESSION_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// Default cache lifetime of VOD playlists.
+pub const DEFAULT_VOD_TTL: Duration = Duration::from_secs(600);
+/// Default cache lifetime of multivariant playlists.
+pub const DEFAULT_MASTER_TTL: Duration = Duration::from_secs(5);
+/// Default hold-down of an edge that comes back from stale.
+pub const DEFAULT_HOLD_DOWN: Duration = Duration::from_secs(3);
+/// Default interval of discovery rounds.
+pub const DEFAULT_DISCOVERY_INTERVAL: Duration = Duration::from_secs(2);
+/// Default longest wait for a peer's fleet view at start.
+pub const DEFAULT_BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default bounded-load ε.
+pub const DEFAULT_EPSILON: f64 = 0.25;
+
+/// What to do when no edge can take a viewer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum NoEdge {
+    /// Point media URIs at the origin's public URL.
+    Origin,
+    /// Answer 503 with `Retry-After`.
+    Unavailable,
+}
+
+/// Command line of `hlscdn-router`. Every flag also reads an `HLSCDN_*`
+/// variable; flags win over variables, which win over the file.
+#[derive(Debug, Parser)]
+#[command(
+    name = "hlscdn-router",
+    version,
+    about = "hls-cdn router: rewrites playlists onto edges"
+)]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, env = "HLSCDN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "HLSCDN_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Origin URL: http(s)://host[/prefix] or any object store URL (file://, s3://, ...).
+    #[arg(long, env = "HLSCDN_ORIGIN")]
+    pub origin: Option<String>,
+    /// Public URL of the origin, for media URIs when no edge can take a viewer
+    /// (default: the origin URL when it is http(s)).
+    #[arg(long, env = "HLSCDN_ORIGIN_PUBLIC_URL")]
+    pub origin_public_url: Option<String>,
+    /// Shared secret of the fleet (ads, router-to-router calls, sessions).
+    #[arg(long, env = "HLSCDN_FLEET_TOKEN", hide_env_values = true)]
+    pub fleet_token: Option<String>,
+    /// URL other routers and edges reach this router at (default: http://LISTEN).
+    #[arg(long, env = "HLSCDN_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// A router of the fleet to start from; repeatable.
+    #[arg(
+        long = "peer",
+        value_name = "URL",
+        env = "HLSCDN_PEERS",
+        value_delimiter = ','
+    )]
+    pub peers: Vec<String>,
+    /// An edge of a static fleet, ID=URL; repeatable.
+    #[arg(long = "edge", value_name = "ID=URL")]
+    pub edges: Vec<String>,
+    /// Segment URL signing key KID:SECRET; repeatable, the first signs, all verify.
+    #[arg(
+        long = "signing-key",
+        value_name = "KID:SECRET",
+        env = "HLSCDN_SIGNING_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub signing_keys: Vec<String>,
+    /// What to do when no edge can take a viewer.
+    #[arg(long, env = "HLSCDN_NO_EDGE", value_enum)]
+    pub no_edge: Option<NoEdge>,
+    /// Bounded-load ε: an edge takes new viewers while under (1 + ε) × the fleet's average utilization.
+    #[arg(long, env = "HLSCDN_EPSILON")]
+    pub epsilon: Option<f64>,
+}
+
+/// One edge of a static fleet, in the file form.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// Edge id.
+    pub id: String,
+    /// Public base URL players fetch segments from.
+    pub url: String,
+    /// Egress capacity in bits per second.
+    #[serde(default = "default_capacity")]
+    pub capacity_bps: u64,
+    /// Viewer group (e.g. a region).
+    #[serde(default)]
+    pub group: Option<String>,
+}
+
+fn default_capacity() -> u64 {
+    DEFAULT_EDGE_CAPACITY_BPS
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    origin: Option<String>,
+    origin_public_url: Option<String>,
+    #[serde(default)]
+    origin_options: std::collections::BTreeMap<String, String>,
+    fleet_token: Option<String>,
+    public_url: Option<String>,
+    #[serde(default)]
+    peers: Vec<String>,
+    #[serde(default)]
+    edges: Vec<EdgeConfig>,
+    #[serde(default)]
+    groups: std::collections::BTreeMap<String, String>,
+    group_header: Option<String>,
+    hold_down_ms: Option<u64>,
+    discovery_interval_ms: Option<u64>,
+    bootstrap_timeout_ms: Option<u64>,
+    #[serde(default)]
+    signing_keys: Vec<String>,
+    no_edge: Option<NoEdge>,
+    epsilon: Option<f64>,
+    sticky_max_utilization: Option<f64>,
+    origin_timeout_ms: Option<u64>,
+    blocking_timeout_ms: Option<u64>,
+    max_playlist_bytes: Option<u64>,
+    token_ttl_secs: Option<u64>,
+    session_max_age_secs: Option<u64>,
+    vod_cache_secs: Option<u64>,
+    master_cache_secs: Option<u64>,
+}
+
+/// The validated configuration the router runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Origin URL.
+    pub origin: String,
+    /// Store builder options for a non-HTTP origin.
+    pub origin_options: Vec<(String, String)>,
+    /// Public base URL of the origin for the no-edge fallback.
+    pub origin_public_url: Option<String>,
+    /// Fleet secret.
+    pub fleet_token: String,
+    /// URL other routers and edges reach this router at (`None`: http:// + the bound address).
+    pub public_url: Option<String>,
+    /// Seed routers.
+    pub peers: Vec<String>,
+    /// Static edges.
+    pub edges: Vec<EdgeConfig>,
+    /// Viewer groups by CIDR block.
+    pub groups: Vec<(crate::groups::Cidr, String)>,
+    /// A trusted header naming the viewer's group.
+    pub group_header: Option<String>,
+    /// Hold-down of an edge that comes back from stale.
+    pub hold_down: Duration,
+    /// Interval of discovery rounds.
+    pub discovery_interval: Duration,
+    /// Longest wait for a peer's fleet view at start.
+    pub bootstrap_timeout: Duration,
+    /// Segment signing keys; empty: URLs are not signed.
+    pub signing_keys: Vec<SigningKey>,
+    /// No-edge behaviour.
+    pub no_edge: NoEdge,
+    /// Bounded-load ε.
+    pub epsilon: f64,
+    /// Utilization above which a sticky viewer is moved.
+    pub sticky_max_utilization: f64,
+    /// Timeout of ordinary origin requests.
+    pub origin_timeout: Duration,
+    /// Timeout of blocking playlist reloads.
+    pub blocking_timeout: Duration,
+    /// Largest playlist accepted from the origin.
+    pub max_playlist_bytes: u64,
+    /// Lifetime of signed segment URLs.
+    pub token_ttl: Duration,
+    /// Lifetime of a viewer session.
+    pub session_max_age: Duration,
+    /// Cache lifetime of VOD playlists.
+    pub vod_cache: Duration,
+    /// Cache lifetime of multivariant playlists.
+    pub master_cache: Duration,
+}
+
+impl Config {
+    /// Reads the file named by `--config` (if any) and applies the command line over it.
+    pub fn load(cli: Cli) -> Result<Self, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError(format!("reading {}: {e}", path.display())))?;
+                toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?
+            }
+            None => FileConfig::default(),
+        };
+        Self::merge(cli, file)
+    }
+
+    fn merge(cli: Cli, file: FileConfig) -> Result<Self, ConfigError> {
+        let ms = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_millis);
+        let secs = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_secs);
+        let mut edges = file.edges;
+        for spec in &cli.edges {
+            let (id, url) = spec
+                .split_once('=')
+                .ok_or_else(|| ConfigError(format!("`edge` {spec:?} is not ID=URL")))?;
+            edges.push(EdgeConfig {
+                id: id.to_owned(),
+                url: url.to_owned(),
+                capacity_bps: DEFAULT_EDGE_CAPACITY_BPS,
+                group: None,
+            });
+        }
+        let listen = match cli.listen.or(file.listen) {
+            Some(addr) => addr,
+            None => DEFAULT_LISTEN
+                .parse()
+                .map_err(|e| ConfigError(format!("default `listen`: {e}")))?,
+        };
+        let groups = file
+            .groups
+            .iter()
+            .map(|(cidr, group)| {
+                cidr.parse()
+                    .map(|c| (c, group.clone()))
+                    .map_err(|e| ConfigError(format!("`groups`: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut peers = file.peers;
+        peers.extend(cli.peers);
+        let key_specs = if cli.signing_keys.is_empty() {
+            file.signing_keys
+        } else {
+            cli.signing_keys
+        };
+        let signing_keys = key_specs
+            .iter()
+            .map(|spec| {
+                spec.parse()
+                    .map_err(|e| ConfigError(format!("`signing_keys`: {e}")))
+            })
+            .collect::<Result<Vec<SigningKey>, _>>()?;
+        let config = Self {
+            listen,
+            public_url: cli.public_url.or(file.public_url),
+            peers,
+            groups,
+            group_header: file.group_header,
+            hold_down: ms(file.hold_down_ms, DEFAULT_HOLD_DOWN),
+            discovery_interval: ms(file.discovery_interval_ms, DEFAULT_DISCOVERY_INTERVAL),
+            bootstrap_timeout: ms(file.bootstrap_timeout_ms, DEFAULT_BOOTSTRAP_TIMEOUT),
+            origin: cli
+                .origin
+                .or(file.origin)
+                .ok_or_else(|| ConfigError("`origin` is required".into()))?,
+            origin_options: file.origin_options.into_iter().collect(),
+            origin_public_url: cli.origin_public_url.or(file.origin_public_url),
+            fleet_token: cli
+                .fleet_token
+                .or(file.fleet_token)
+                .ok_or_else(|| ConfigError("`fleet_token` is required".into()))?,
+            edges,
+            signing_keys,
+            no_edge: cli.no_edge.or(file.no_edge).unwrap_or(NoEdge::Origin),
+            epsilon: cli.epsilon.or(file.epsilon).unwrap_or(DEFAULT_EPSILON),
+            sticky_max_utilization: file.sticky_max_utilization.unwrap_or(0.95),
+            origin_timeout: ms(file.origin_timeout_ms, DEFAULT_ORIGIN_TIMEOUT),
+            blocking_timeout: ms(file.blocking_timeout_ms, DEFAULT_BLOCKING_TIMEOUT),
+            max_playlist_bytes: file.max_playlist_bytes.unwrap_or(DEFAULT_MAX_PLAYLIST_BYTES),
+            token_ttl: secs(file.token_ttl_secs, DEFAULT_TOKEN_TTL),
+            session_max_age: secs(file.session_max_age_secs, DEFAULT_SESSION_MAX_AGE),
+            vod_cache: secs(file.vod_cache_secs, DEFAULT_VOD_TTL),
+            master_cache: secs(file.master_cache_secs, DEFAULT_MASTER_TTL),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every value, naming the key at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |msg: &str| Err(ConfigError(msg.to_owned()));
+        if self.fleet_token.len() < 16 {
+            return fail("`fleet_token` must be at least 16 characters");
+        }
+        if !(self.epsilon > 0.0 && self.epsilon <= 10.0) {
+            return fail("`epsilon` must be in (0, 10]");
+        }
+        if !(self.sticky_max_utilization > 0.0 && self.sticky_max_utilization <= 1.0) {
+            return fail("`sticky_max_utilization` must be in (0, 1]");
+        }
+        if self.max_playlist_bytes == 0 {
+            return fail("`max_playlist_bytes` must be > 0");
+        }
+        if self.origin_timeout.is_zero() || self.blocking_timeout < self.origin_timeout {
+            return fail("`origin_timeout_ms` must be > 0 and `blocking_timeout_ms` at least as long");
+        }
+        if self.token_ttl < Duration::from_secs(60) {
+            return fail("`token_ttl_secs` must be at least 60");
+        }
+        for url in self.public_url.iter().chain(&self.peers) {
+            let parsed = url::Url::parse(url)
+                .map_err(|e| ConfigError(format!("`public_url`/`peers` {url:?}: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.query().is_some() {
+                return Err(ConfigError(format!(
+                    "`public_url`/`peers` {url:?} must be http(s) without a query"
+                )));
+            }
+        }
+        if self.discovery_interval < Duration::from_millis(100) {
+            return fail("`discovery_interval_ms` must be at least 100");
+        }
+        if let Some(name) = &self.group_header
+            && axum::http::HeaderName::from_bytes(name.as_bytes()).is_err()
+        {
+            return Err(ConfigError(format!(
+                "`group_header` {name:?} is not a header name"
+            )));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for edge in &self.edges {
+            if !seen.insert(edge.id.as_str()) {
+                return Err(ConfigError(format!("`edges`: id {:?} appears twice", edge.id)));
+            }
+            if edge.capacity_bps == 0 {
+                return Err(ConfigError(format!(
+                    "`edges.capacity_bps` of {:?} must be > 0",
+                    edge.id
+                )));
+            }
+            let url = url::Url::parse(&edge.url)
+                .map_err(|e| ConfigError(format!("`edges.url` of {:?}: {e}", edge.id)))?;
+            if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
+                return Err(ConfigError(format!(
+                    "`edges.url` of {:?} must be http(s) without a query",
+                    edge.id
+                )));
+            }
+        }
+        if self.no_edge == NoEdge::Origin
+            && self.origin_public_url.is_none()
+            && !(self.origin.starts_with("http://") || self.origin.starts_with("https://"))
+        {
+            return fail("`origin_public_url` is required with `no_edge = \"origin\"` and a non-HTTP origin");
+        }
+        Ok(())
+    }
+}

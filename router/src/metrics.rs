@@ -1,0 +1,78 @@
+//! The router's metric names. Labels are bounded: route template, status,
+//! edge id (the fleet is bounded), cache result — never a path or session.
+
+use std::time::Duration;
+
+/// Requests answered, by `route` and `status`.
+pub const REQUESTS: &str = "hlscdn_router_requests_total";
+/// Time to render a rewritten playlist.
+pub const REWRITE: &str = "hlscdn_router_rewrite_seconds";
+/// Time to fetch a playlist from the origin.
+pub const ORIGIN_FETCH: &str = "hlscdn_router_origin_fetch_seconds";
+/// Playlist cache lookups, by `result` (hit, miss).
+pub const PLAYLIST_CACHE: &str = "hlscdn_router_playlist_cache_total";
+/// Edge choices, by `edge` (an edge id, or `none` when no edge could be chosen).
+pub const CHOICES: &str = "hlscdn_router_choices_total";
+
+/// Records a playlist cache lookup.
+pub fn playlist_cache(hit: bool) {
+    metrics::counter!(PLAYLIST_CACHE, "result" => if hit { "hit" } else { "miss" }).increment(1);
+}
+
+/// Records an origin fetch.
+pub fn origin_fetch(elapsed: Duration) {
+    metrics::histogram!(ORIGIN_FETCH).record(elapsed.as_secs_f64());
+}
+
+/// Records a rewrite.
+pub fn rewrite(elapsed: Duration) {
+    metrics::histogram!(REWRITE).record(elapsed.as_secs_f64());
+}
+
+/// Records an edge choice.
+pub fn choice(edge: Option<&str>) {
+    metrics::counter!(CHOICES, "edge" => edge.unwrap_or("none").to_owned()).increment(1);
+}
+
+/// Ads received, by `result` (stored, not_newer, rejected, unauthorized).
+pub const ADS: &str = "hlscdn_router_ads_total";
+/// Ads forwarded to other routers, by `result` (ok, failed).
+pub const ADS_FORWARDED: &str = "hlscdn_router_ads_forwarded_total";
+/// Age of each edge's newest ad, by `edge`.
+pub const AD_AGE: &str = "hlscdn_router_ad_age_seconds";
+/// Edges by `state` (fresh, stale, draining, held).
+pub const FLEET_EDGES: &str = "hlscdn_router_fleet_edges";
+/// Routers dropped after failing discovery rounds.
+pub const PEERS_DROPPED: &str = "hlscdn_router_peers_dropped_total";
+
+/// Records a received ad.
+pub fn ad_received(result: &'static str) {
+    metrics::counter!(ADS, "result" => result).increment(1);
+}
+
+/// Records a forwarded ad.
+pub fn ad_forwarded(ok: bool) {
+    metrics::counter!(ADS_FORWARDED, "result" => if ok { "ok" } else { "failed" }).increment(1);
+}
+
+/// Records an edge's ad age.
+pub fn ad_age(edge: &str, age: Duration) {
+    metrics::gauge!(AD_AGE, "edge" => edge.to_owned()).set(age.as_secs_f64());
+}
+
+/// Records the fleet's size by state.
+pub fn fleet_size(fresh: u64, stale: u64, draining: u64, held: u64) {
+    for (state, n) in [
+        ("fresh", fresh),
+        ("stale", stale),
+        ("draining", draining),
+        ("held", held),
+    ] {
+        metrics::gauge!(FLEET_EDGES, "state" => state).set(n as f64);
+    }
+}
+
+/// Records a dropped peer.
+pub fn peer_dropped() {
+    metrics::counter!(PEERS_DROPPED).increment(1);
+}

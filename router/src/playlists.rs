@@ -1,0 +1,217 @@
+//! Origin playlists, fetched once and kept as rewrite templates.
+//!
+//! A `moka` cache keyed by the object key and the query passed to the origin
+//! (the `_HLS_*` parameters of blocking reloads and any other parameter the
+//! player sent, minus the session): concurrent misses for one key collapse
+//! into one origin fetch. Each entry lives as long as its kind allows:
+//!
+//! | playlist | kept for |
+//! |---|---|
+//! | live media playlist | half a target duration (half a part target with LL-HLS) |
+//! | ended (VOD) media playlist | `vod_cache` (default 10 min) |
+//! | multivariant playlist | `master_cache` (default 5 s) |
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::Expiry;
+use origin_store::client::OriginClient;
+use origin_store::path::ObjectKey;
+
+use crate::error::Error;
+use crate::metrics;
+use crate::rewrite::{self, PlaylistKind, ScanOptions, Template};
+
+/// Live playlists are never kept longer than this, whatever their target duration says.
+const MAX_LIVE_TTL: Duration = Duration::from_secs(5);
+/// Nor shorter than this, so a burst of viewers still shares one fetch.
+const MIN_LIVE_TTL: Duration = Duration::from_millis(100);
+/// Most playlists kept at once.
+const MAX_ENTRIES: u64 = 10_000;
+
+/// A scanned playlist and what the router derives from it once.
+#[derive(Debug)]
+pub struct Playlist {
+    /// The rewrite template.
+    pub template: Template,
+    /// The token ACL covering every media URI of the playlist (`/dir/*`).
+    pub media_acl: String,
+    /// How long this entry may be served from the cache.
+    pub ttl: Duration,
+}
+
+/// The playlist cache in front of the origin.
+#[derive(Debug, Clone)]
+pub struct Playlists {
+    cache: moka::future::Cache<(ObjectKey, String), Arc<Playlist>>,
+    origin: OriginClient,
+    origin_bases: Arc<[String]>,
+    limits: Limits,
+    /// `BANDWIDTH` of every variant seen in a multivariant playlist, by the
+    /// variant's object key: what a viewer of that media playlist weighs.
+    bandwidths: moka::sync::Cache<String, u64>,
+}
+
+/// Timeouts, sizes and lifetimes of the cache.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Timeout of ordinary origin requests.
+    pub origin_timeout: Duration,
+    /// Timeout of blocking reloads (requests with `_HLS_msn`).
+    pub blocking_timeout: Duration,
+    /// Largest playlist accepted.
+    pub max_playlist_bytes: u64,
+    /// Lifetime of ended playlists.
+    pub vod_cache: Duration,
+    /// Lifetime of multivariant playlists.
+    pub master_cache: Duration,
+}
+
+struct PerEntry;
+
+impl Expiry<(ObjectKey, String), Arc<Playlist>> for PerEntry {
+    fn expire_after_create(
+        &self,
+        _key: &(ObjectKey, String),
+        value: &Arc<Playlist>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+impl Playlists {
+    /// A cache reading from `origin`; absolute URIs under `origin_bases` are the origin's own.
+    pub fn new(origin: OriginClient, origin_bases: Vec<String>, limits: Limits) -> Self {
+        let cache = moka::future::Cache::builder()
+            .max_capacity(MAX_ENTRIES)
+            .expire_after(PerEntry)
+            .build();
+        let bandwidths = moka::sync::Cache::builder()
+            .max_capacity(MAX_ENTRIES * 4)
+            .time_to_idle(Duration::from_secs(3600))
+            .build();
+        Self {
+            cache,
+            origin,
+            origin_bases: origin_bases.into(),
+            limits,
+            bandwidths,
+        }
+    }
+
+    /// The playlist at `key`, fetched with `query` passed to the origin.
+    pub async fn get(&self, key: &ObjectKey, query: &str) -> Result<Arc<Playlist>, Error> {
+        let cache_key = (key.clone(), query.to_owned());
+        let mut fetched = false;
+        let entry = self
+            .cache
+            .try_get_with(cache_key, async {
+                fetched = true;
+                self.fetch(key, query).await.map(Arc::new)
+            })
+            .await
+            .map_err(|e| (*e).clone())?;
+        metrics::playlist_cache(!fetched);
+        Ok(entry)
+    }
+
+    async fn fetch(&self, key: &ObjectKey, query: &str) -> Result<Playlist, Error> {
+        let blocking = query.split('&').any(|pair| pair.starts_with("_HLS_msn="));
+        let timeout = if blocking {
+            self.limits.blocking_timeout
+        } else {
+            self.limits.origin_timeout
+        };
+        let started = Instant::now();
+        let (body, _etag) = self
+            .origin
+            .get_bytes(key, Some(query), timeout, self.limits.max_playlist_bytes)
+            .await
+            .map_err(|e| Error::from_origin(e, timeout))?;
+        metrics::origin_fetch(started.elapsed());
+        let options = ScanOptions {
+            playlist_key: key.as_str(),
+            origin_bases: &self.origin_bases,
+        };
+        let template = rewrite::scan(body, &options)
+            .map_err(|e| Error::BadGateway(format!("origin sent an unusable playlist: {e}")))?;
+        for variant in template.variants() {
+            if let (Some(key), Some(bandwidth)) = (&variant.key, variant.bandwidth) {
+                self.bandwidths.insert(key.clone(), bandwidth);
+            }
+        }
+        let ttl = self.ttl_of(&template);
+        let media_acl = media_acl(key, &template);
+        Ok(Playlist {
+            template,
+            media_acl,
+            ttl,
+        })
+    }
+
+    /// The `BANDWIDTH` a multivariant playlist declared for this media
+    /// playlist (0 if none was seen).
+    pub fn bandwidth_of(&self, key: &ObjectKey) -> u64 {
+        self.bandwidths.get(key.as_str()).unwrap_or(0)
+    }
+
+    fn ttl_of(&self, template: &Template) -> Duration {
+        match template.kind() {
+            PlaylistKind::Multivariant => self.limits.master_cache,
+            PlaylistKind::Media if template.is_ended() => self.limits.vod_cache,
+            PlaylistKind::Media => {
+                let target = template.target_duration().map_or(2.0, |t| t as f64);
+                let half = template.part_target().map_or(target, |p| p.min(target)) / 2.0;
+                Duration::from_secs_f64(half).clamp(MIN_LIVE_TTL, MAX_LIVE_TTL)
+            }
+        }
+    }
+}
+
+/// The ACL of the signed token for a playlist's media: the longest directory
+/// that holds every media URI (at worst the playlist's own directory).
+fn media_acl(key: &ObjectKey, template: &Template) -> String {
+    let own_dir = key.as_str().rsplit_once('/').map_or("", |(dir, _)| dir);
+    let mut common: Option<&str> = None;
+    for media_key in template.media_keys() {
+        let dir = media_key.rsplit_once('/').map_or("", |(dir, _)| dir);
+        common = Some(match common {
+            None => dir,
+            Some(prefix) => common_dir(prefix, dir),
+        });
+    }
+    let dir = common.unwrap_or(own_dir);
+    if dir.is_empty() {
+        "/*".to_owned()
+    } else {
+        format!("/{dir}/*")
+    }
+}
+
+/// The longest common whole-segment prefix of two directories.
+fn common_dir<'a>(a: &'a str, b: &str) -> &'a str {
+    let mut end = 0;
+    for (sa, sb) in a.split('/').zip(b.split('/')) {
+        if sa != sb {
+            break;
+        }
+        end += sa.len() + 1;
+    }
+    &a[..end.saturating_sub(1).min(a.len())]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_dirs() {
+        assert_eq!(common_dir("live/a/240p", "live/a/240p"), "live/a/240p");
+        assert_eq!(common_dir("live/a/240p", "live/a/360p"), "live/a");
+        assert_eq!(common_dir("live/a", "live/a/360p"), "live/a");
+        assert_eq!(common_dir("live/a/360p", "live/a"), "live/a");
+        assert_eq!(common_dir("live/ab", "live/a"), "live");
+        assert_eq!(common_dir("x", "y"), "");
+    }
+}

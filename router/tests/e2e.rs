@@ -1,0 +1,389 @@
+//! End to end, as a player: a real `hlscdn-origin --publish-demo`, a real
+//! `hlscdn-router`, and two HTTP servers standing in for edges (more
+//! `hlscdn-origin` processes over the same `file://` store, so they hold the
+//! same bytes). The test follows the URLs exactly as a player would:
+//! master → variant → segment.
+
+#[path = "../../origin-store/tests/common/mod.rs"]
+mod common;
+
+use common::{Server, client};
+use reqwest::StatusCode;
+use router_api::token::KeyRing;
+
+const FLEET_TOKEN: &str = "fleet-token-for-tests-0123";
+const SIGNING_KEY: &str = "k1:0123456789abcdef0123456789abcdef";
+
+struct Cluster {
+    _dir: tempfile::TempDir,
+    store_url: String,
+    origin: Server,
+    edges: Vec<(String, Server)>,
+}
+
+impl Cluster {
+    fn start(edge_count: usize) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store_url = url::Url::from_directory_path(dir.path())
+            .expect("url")
+            .to_string();
+        let origin = Server::origin(&["--store", &store_url, "--publish-demo"], &[]);
+        let edges = (1..=edge_count)
+            .map(|i| (format!("edge-{i}"), Server::origin(&["--store", &store_url], &[])))
+            .collect();
+        Cluster {
+            _dir: dir,
+            store_url,
+            origin,
+            edges,
+        }
+    }
+
+    fn router(&self, edges: &[usize], extra: &[&str]) -> Server {
+        let origin = self.origin.url("");
+        let specs: Vec<String> = edges
+            .iter()
+            .map(|&i| format!("{}={}", self.edges[i].0, self.edges[i].1.url("")))
+            .collect();
+        let mut args = vec![
+            "--origin",
+            &origin,
+            "--fleet-token",
+            FLEET_TOKEN,
+            "--signing-key",
+            SIGNING_KEY,
+        ];
+        for spec in &specs {
+            args.push("--edge");
+            args.push(spec);
+        }
+        args.extend_from_slice(extra);
+        Server::binary("router", "hlscdn-router", &args, &[])
+    }
+
+    fn edge_of(&self, url: &str) -> Option<&str> {
+        self.edges
+            .iter()
+            .find(|(_, s)| url.starts_with(&s.url("/")))
+            .map(|(id, _)| id.as_str())
+    }
+}
+
+fn keyring() -> KeyRing {
+    KeyRing::new(vec![SIGNING_KEY.parse().expect("key")]).expect("ring")
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// Fetches `url`, asserting 200 and the playlist content type.
+async fn get_playlist(url: &url::Url) -> bytes::Bytes {
+    let r = client().get(url.as_str()).send().await.expect("get playlist");
+    assert_eq!(r.status(), StatusCode::OK, "{url}");
+    assert_eq!(r.headers()["content-type"], "application/vnd.apple.mpegurl");
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    r.bytes().await.expect("body")
+}
+
+#[tokio::test]
+async fn a_player_follows_master_variant_and_segments_onto_edges() {
+    let cluster = Cluster::start(2);
+    let router = cluster.router(&[0, 1], &[]);
+    let master_url = url::Url::parse(&router.url("/live/demo-1/master.m3u8")).expect("url");
+
+    let master = get_playlist(&master_url).await;
+    let master = m3u8_rs::parse_master_playlist_res(&master).expect("master parses");
+    assert!(master.variants.len() >= 3, "three renditions");
+    for variant in &master.variants {
+        assert!(
+            !variant.uri.starts_with("http"),
+            "variants stay relative: {}",
+            variant.uri
+        );
+        assert!(
+            variant.uri.contains("s="),
+            "variants carry the session: {}",
+            variant.uri
+        );
+    }
+
+    let variant_url = master_url.join(&master.variants[0].uri).expect("join");
+    let media = get_playlist(&variant_url).await;
+    let media = m3u8_rs::parse_media_playlist_res(&media).expect("media parses");
+    assert!(media.segments.len() >= 3);
+    let ring = keyring();
+    let mut edge = None;
+    for segment in &media.segments {
+        let url = url::Url::parse(&segment.uri).expect("segments are absolute");
+        let this_edge = cluster
+            .edge_of(&segment.uri)
+            .unwrap_or_else(|| panic!("{} is not on an edge", segment.uri));
+        assert_eq!(*edge.get_or_insert(this_edge), this_edge, "one edge per playlist");
+        let token = url
+            .query_pairs()
+            .find(|(k, _)| k == router_api::token::TOKEN_PARAM)
+            .map(|(_, v)| v.into_owned())
+            .expect("signed");
+        ring.verify(&token, url.path(), now_unix())
+            .expect("the token verifies for this path");
+        assert!(
+            ring.verify(&token, "/live/demo-2/240p/seg-1.ts", now_unix())
+                .is_err(),
+            "scoped to the stream"
+        );
+
+        // The edge serves the same bytes as the origin.
+        let from_edge = client().get(url.as_str()).send().await.expect("edge get");
+        assert_eq!(from_edge.status(), StatusCode::OK, "{url}");
+        let from_edge = from_edge.bytes().await.expect("bytes");
+        let from_origin = client()
+            .get(cluster.origin.url(url.path()))
+            .send()
+            .await
+            .expect("origin get");
+        assert_eq!(from_edge, from_origin.bytes().await.expect("bytes"));
+    }
+
+    // Reloads keep the viewer on its edge.
+    for _ in 0..5 {
+        let again = get_playlist(&variant_url).await;
+        let again = m3u8_rs::parse_media_playlist_res(&again).expect("parses");
+        for segment in &again.segments {
+            assert_eq!(cluster.edge_of(&segment.uri), edge, "sticky across reloads");
+        }
+    }
+    drop(router);
+
+    // The viewer's edge leaves the fleet: at its next reload (served by a
+    // router that never saw the session, with the same fleet secret) the
+    // viewer moves to the remaining edge.
+    let gone = edge.expect("an edge");
+    let remaining = usize::from(gone == cluster.edges[0].0);
+    let router2 = cluster.router(&[remaining], &[]);
+    let mut moved_url = variant_url.clone();
+    moved_url.set_port(Some(router2.addr.port())).expect("port");
+    let media = get_playlist(&moved_url).await;
+    let media = m3u8_rs::parse_media_playlist_res(&media).expect("parses");
+    for segment in &media.segments {
+        assert_eq!(
+            cluster.edge_of(&segment.uri),
+            Some(cluster.edges[remaining].0.as_str())
+        );
+    }
+    assert!(!cluster.store_url.is_empty());
+}
+
+#[tokio::test]
+async fn vod_headers_redirects_and_refusals() {
+    let cluster = Cluster::start(1);
+    let router = cluster.router(&[0], &[]);
+    let http = client();
+
+    // VOD media playlists are cacheable for long, per viewer.
+    let master_url = url::Url::parse(&router.url("/vod/demo/master.m3u8")).expect("url");
+    let r = http.get(master_url.as_str()).send().await.expect("master");
+    assert_eq!(r.headers()["cache-control"], "private, no-cache");
+    let master = m3u8_rs::parse_master_playlist_res(&r.bytes().await.expect("body")).expect("parses");
+    let variant_url = master_url.join(&master.variants[0].uri).expect("join");
+    let r = http.get(variant_url.as_str()).send().await.expect("media");
+    assert_eq!(r.headers()["cache-control"], "private, max-age=3600");
+    let body = r.bytes().await.expect("body");
+    assert!(body.windows(14).any(|w| w == b"#EXT-X-ENDLIST"));
+
+    // HEAD: headers only.
+    let r = http.head(variant_url.as_str()).send().await.expect("head");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-length"], body.len().to_string().as_str());
+
+    // A live media playlist is short-lived.
+    let r = http
+        .get(router.url("/live/demo-2/240p/index.m3u8"))
+        .send()
+        .await
+        .expect("live");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "private, max-age=1");
+
+    // /r/: a 302 onto the edge, signed, never elsewhere.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = no_redirects
+        .get(router.url("/r/vod/demo/240p/seg-0.ts"))
+        .send()
+        .await
+        .expect("redirect");
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let location = r.headers()["location"].to_str().expect("location").to_owned();
+    assert!(
+        location.starts_with(&cluster.edges[0].1.url("/vod/demo/240p/seg-0.ts?hdnts=")),
+        "{location}"
+    );
+    let r = http.get(&location).send().await.expect("follow");
+    assert_eq!(r.status(), StatusCode::OK);
+    for target in [
+        "/r/http://evil.example/x.ts",
+        "/r/../etc/passwd",
+        "/r//evil.example/x.ts",
+    ] {
+        let request = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!(
+            common::raw_status(router.addr, request.as_bytes()),
+            400,
+            "{target}"
+        );
+    }
+
+    // Not a playlist, missing playlist, wrong method.
+    assert_eq!(
+        http.get(router.url("/vod/demo/240p/seg-0.ts"))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        400
+    );
+    assert_eq!(
+        http.get(router.url("/vod/nothing/master.m3u8"))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        404
+    );
+    assert_eq!(
+        http.post(router.url("/vod/demo/master.m3u8"))
+            .send()
+            .await
+            .expect("post")
+            .status(),
+        405
+    );
+
+    let metrics = http
+        .get(router.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for name in [
+        "hlscdn_router_requests_total{route=\"playlist\",status=\"200\"}",
+        "hlscdn_router_rewrite_seconds_bucket",
+        "hlscdn_router_origin_fetch_seconds_bucket",
+        "hlscdn_router_playlist_cache_total{result=\"hit\"}",
+        "hlscdn_router_choices_total{edge=\"edge-1\"}",
+    ] {
+        assert!(metrics.contains(name), "metrics lack {name}:\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn without_edges_the_fallback_applies() {
+    let cluster = Cluster::start(0);
+    let http = client();
+
+    let router = cluster.router(&[], &["--no-edge", "unavailable"]);
+    let r = http
+        .get(router.url("/vod/demo/240p/index.m3u8"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers().contains_key("retry-after"));
+    drop(router);
+
+    let router = cluster.router(&[], &["--no-edge", "origin"]);
+    let body = http
+        .get(router.url("/vod/demo/240p/index.m3u8"))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("text");
+    let origin = cluster.origin.url("/vod/demo/240p/");
+    assert!(
+        body.lines().any(|l| l.starts_with(&origin)),
+        "segments on the origin:\n{body}"
+    );
+}
+
+#[tokio::test]
+async fn ffmpeg_plays_live_and_vod_through_the_router() {
+    let cluster = Cluster::start(2);
+    let router = cluster.router(&[0, 1], &[]);
+    for path in ["/live/demo-1/master.m3u8", "/vod/demo/master.m3u8"] {
+        let url = router.url(path);
+        // ffprobe sees every rendition of the rewritten multivariant playlist.
+        let probe = common::run_tool(
+            "ffprobe",
+            &[
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=codec_name,width,height",
+                "-of",
+                "csv=p=0",
+                &url,
+            ],
+        );
+        for size in ["426,240", "640,360", "854,480"] {
+            assert!(probe.contains(&format!("h264,{size}")), "{path}: {probe}");
+        }
+        // ffmpeg decodes four seconds, fetching segments from the edges with their tokens.
+        let url = url::Url::parse(&url).expect("url");
+        let variant = m3u8_rs::parse_master_playlist_res(&get_playlist(&url).await)
+            .expect("master")
+            .variants[0]
+            .uri
+            .clone();
+        let variant = url.join(&variant).expect("join");
+        let before = edge_gets(&cluster).await;
+        common::run_tool(
+            "ffmpeg",
+            &[
+                "-v",
+                "error",
+                "-nostdin",
+                "-i",
+                variant.as_str(),
+                "-t",
+                "4",
+                "-f",
+                "null",
+                "-",
+            ],
+        );
+        assert!(
+            edge_gets(&cluster).await >= before + 2,
+            "{path}: ffmpeg fetched its segments from the edges"
+        );
+    }
+}
+
+/// Successful GETs the stand-in edges have served, by their own metrics.
+async fn edge_gets(cluster: &Cluster) -> u64 {
+    let mut total = 0;
+    for (_, edge) in &cluster.edges {
+        let text = client()
+            .get(edge.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        total += text
+            .lines()
+            .find_map(|l| l.strip_prefix("hlscdn_origin_requests_total{method=\"GET\",status=\"200\"} "))
+            .map_or(0, |v| v.trim().parse::<u64>().expect("a count"));
+    }
+    total
+}

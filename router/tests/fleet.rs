@@ -1,0 +1,324 @@
+//! Routers as a fleet, with real `hlscdn-router` processes on loopback in a
+//! ring of peers (each router seeded only with the next): discovery
+//! converges, an ad posted to one router reaches every router and is stored
+//! exactly once by each (no circulation), bad ads change nothing, a late
+//! router copies the fleet view before it is ready, and a dead router is
+//! dropped and relearned.
+
+#[path = "../../origin-store/tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Server, client};
+use router_api::fleet::{Ad, Capacity, EdgeState, EdgesView, Instance, Load};
+use serde_json::Value;
+
+const TOKEN: &str = "fleet-token-for-tests-0123";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn start_router(port: u16, peers: &[u16], dir: &std::path::Path) -> Server {
+    let config = dir.join(format!("router-{port}.toml"));
+    std::fs::write(
+        &config,
+        "discovery_interval_ms = 200\nbootstrap_timeout_ms = 3000\n",
+    )
+    .expect("config");
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "--listen".to_owned(),
+        listen,
+        "--config".to_owned(),
+        config.to_str().expect("utf-8").to_owned(),
+        "--origin".to_owned(),
+        "http://127.0.0.1:9".to_owned(),
+        "--fleet-token".to_owned(),
+        TOKEN.to_owned(),
+    ];
+    for peer in peers {
+        args.push("--peer".to_owned());
+        args.push(format!("http://127.0.0.1:{peer}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let path = common::bin_path("router", "hlscdn-router");
+    Server::start(path.to_str().expect("utf-8"), &args, &[])
+}
+
+fn ad(edge: &str, generation: u64) -> Ad {
+    Ad {
+        edge_id: edge.to_owned(),
+        public_url: format!("http://127.0.0.1:9/{edge}"),
+        group: None,
+        state: EdgeState::Ready,
+        capacity: Capacity {
+            egress_bps: 1_000_000_000,
+            connections: 1000,
+        },
+        load: Load::default(),
+        hot_streams: Vec::new(),
+        ttl_ms: 30_000,
+        instance: Instance {
+            started_unix_ms: 1_700_000_000_000,
+            id: "0123456789abcdef".into(),
+        },
+        generation,
+    }
+}
+
+async fn post_ad(router: &Server, body: String, token: Option<&str>) -> reqwest::StatusCode {
+    let mut request = client()
+        .post(router.url("/api/v1/ads"))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("post ad").status()
+}
+
+async fn edges(router: &Server) -> EdgesView {
+    client()
+        .get(router.url("/api/v1/edges"))
+        .send()
+        .await
+        .expect("edges")
+        .json()
+        .await
+        .expect("json")
+}
+
+async fn router_ids(router: &Server) -> Vec<String> {
+    let view: Value = client()
+        .get(router.url("/api/v1/routers"))
+        .send()
+        .await
+        .expect("routers")
+        .json()
+        .await
+        .expect("json");
+    let mut ids: Vec<String> = view["routers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+/// A counter from a router's /metrics (0 if absent).
+async fn metric(router: &Server, series: &str) -> u64 {
+    let text = client()
+        .get(router.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+        .map_or(0, |v| v.trim().parse::<f64>().expect("a number") as u64)
+}
+
+/// Polls `check` every 100 ms until it holds or `within` passes.
+async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn ring(n: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    let routers: Vec<Server> = (0..n)
+        .map(|i| start_router(ports[i], &[ports[(i + 1) % n]], dir.path()))
+        .collect();
+
+    // Discovery: every router comes to know every other.
+    for router in &routers {
+        eventually(Duration::from_secs(15), "discovery converges", || async {
+            router_ids(router).await.len() == n
+        })
+        .await;
+    }
+
+    // Five generations of one edge's ad, posted to router 0 only.
+    const ADS: u64 = 5;
+    for generation in 1..=ADS {
+        let body = serde_json::to_string(&ad("e1", generation)).expect("json");
+        assert_eq!(post_ad(&routers[0], body, Some(TOKEN)).await, 200);
+    }
+    for router in &routers {
+        eventually(
+            Duration::from_secs(5),
+            "every router has the newest ad",
+            || async {
+                edges(router)
+                    .await
+                    .edges
+                    .iter()
+                    .any(|e| e.ad.as_ref().is_some_and(|a| a.generation == ADS))
+            },
+        )
+        .await;
+    }
+    // Forwarding has settled once nothing moves for a while; then each router
+    // stored each ad exactly once, and the duplicates it saw are bounded.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut before = Vec::new();
+    for router in &routers {
+        let stored = metric(router, "hlscdn_router_ads_total{result=\"stored\"}").await;
+        let dropped = metric(router, "hlscdn_router_ads_total{result=\"not_newer\"}").await;
+        assert_eq!(stored, ADS, "each ad stored once per router");
+        assert!(dropped <= ADS * (n as u64 - 2), "duplicates bounded: {dropped}");
+        before.push(stored + dropped);
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    for (router, before) in routers.iter().zip(before) {
+        let after = metric(router, "hlscdn_router_ads_total{result=\"stored\"}").await
+            + metric(router, "hlscdn_router_ads_total{result=\"not_newer\"}").await;
+        assert_eq!(after, before, "no ad circulates");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_routers_in_a_ring_converge_without_circulating_ads() {
+    ring(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_routers_in_a_ring_converge_without_circulating_ads() {
+    ring(5).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_ads_change_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let router = start_router(free_port(), &[], dir.path());
+    let good = serde_json::to_string(&ad("e1", 10)).expect("json");
+    assert_eq!(post_ad(&router, good.clone(), Some(TOKEN)).await, 200);
+
+    let newer = serde_json::to_string(&ad("e1", 11)).expect("json");
+    assert_eq!(post_ad(&router, newer.clone(), None).await, 401, "no token");
+    assert_eq!(
+        post_ad(&router, newer.clone(), Some("wrong-token-wrong-token")).await,
+        401,
+        "bad token"
+    );
+    assert_eq!(
+        post_ad(&router, "{not json".into(), Some(TOKEN)).await,
+        400,
+        "garbage"
+    );
+    let mut invalid = ad("e1", 12);
+    invalid.ttl_ms = 1;
+    assert_eq!(
+        post_ad(
+            &router,
+            serde_json::to_string(&invalid).expect("json"),
+            Some(TOKEN)
+        )
+        .await,
+        400
+    );
+    let mut bad_url = ad("e1", 12);
+    bad_url.public_url = "ftp://evil.example/".into();
+    assert_eq!(
+        post_ad(
+            &router,
+            serde_json::to_string(&bad_url).expect("json"),
+            Some(TOKEN)
+        )
+        .await,
+        400
+    );
+    let huge = format!("{{\"pad\":\"{}\"}}", "x".repeat(100_000));
+    assert_eq!(post_ad(&router, huge, Some(TOKEN)).await, 413, "oversized");
+    // A replayed older generation is not stored.
+    let replay = serde_json::to_string(&ad("e1", 3)).expect("json");
+    assert_eq!(post_ad(&router, replay, Some(TOKEN)).await, 200);
+
+    let view = edges(&router).await;
+    assert_eq!(view.edges.len(), 1);
+    assert_eq!(
+        view.edges[0].ad.as_ref().map(|a| a.generation),
+        Some(10),
+        "nothing changed"
+    );
+    assert_eq!(view.edges[0].url, "http://127.0.0.1:9/e1");
+    assert_eq!(
+        metric(&router, "hlscdn_router_ads_total{result=\"unauthorized\"}").await,
+        2
+    );
+    assert_eq!(
+        metric(&router, "hlscdn_router_ads_total{result=\"rejected\"}").await,
+        3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_router_copies_the_view_before_ready_and_dead_routers_are_dropped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pa, pb) = (free_port(), free_port());
+    let a = start_router(pa, &[pb], dir.path());
+    let b = start_router(pb, &[pa], dir.path());
+    eventually(Duration::from_secs(10), "a and b know each other", || async {
+        router_ids(&a).await.len() == 2
+    })
+    .await;
+    let body = serde_json::to_string(&ad("e1", 1)).expect("json");
+    assert_eq!(post_ad(&a, body, Some(TOKEN)).await, 200);
+
+    // A router started late, seeded with b only: ready means it has the view.
+    let pc = free_port();
+    let c = start_router(pc, &[pb], dir.path());
+    eventually(Duration::from_secs(10), "c becomes ready", || async {
+        client()
+            .get(c.url("/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    let view = edges(&c).await;
+    assert!(
+        view.edges.iter().any(|e| e.id == "e1" && e.fresh),
+        "copied before ready: {view:?}"
+    );
+    // c learns a through b, and a learns c.
+    eventually(Duration::from_secs(10), "a learns c", || async {
+        router_ids(&a).await.len() == 3
+    })
+    .await;
+
+    // b dies: a and c stop listing it; b comes back: it is relearned.
+    drop(b);
+    for router in [&a, &c] {
+        eventually(Duration::from_secs(15), "dead router dropped", || async {
+            router_ids(router).await.len() == 2
+        })
+        .await;
+    }
+    let b = start_router(pb, &[pa], dir.path());
+    for router in [&a, &b, &c] {
+        eventually(Duration::from_secs(15), "router relearned", || async {
+            router_ids(router).await.len() == 3
+        })
+        .await;
+    }
+}
