@@ -322,3 +322,144 @@ async fn a_late_router_copies_the_view_before_ready_and_dead_routers_are_dropped
         .await;
     }
 }
+
+/// The edge a rewritten media playlist sends its segments to.
+async fn edge_of_playlist(router: &Server, path: &str) -> String {
+    let body = client()
+        .get(router.url(path))
+        .send()
+        .await
+        .expect("playlist")
+        .text()
+        .await
+        .expect("text");
+    let segment = body
+        .lines()
+        .find(|l| l.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no segment:\n{body}"));
+    segment
+        .trim_start_matches("http://127.0.0.1:9/")
+        .split('/')
+        .next()
+        .expect("edge")
+        .to_owned()
+}
+
+fn loaded(edge: &str, generation: u64, load_bps: u64) -> String {
+    let mut ad = ad(edge, generation);
+    ad.load.egress_bps = load_bps;
+    serde_json::to_string(&ad).expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_spills_hot_streams_packs_cold_ones_and_is_explained() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = url::Url::from_directory_path(dir.path().join("store"))
+        .expect("url")
+        .to_string();
+    let origin = Server::origin(&["--store", &store, "--publish-demo"], &[]);
+    let config = dir.path().join("router.toml");
+    std::fs::write(&config, "hold_down_ms = 500\n").expect("config");
+    let router = Server::binary(
+        "router",
+        "hlscdn-router",
+        &[
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--origin",
+            &origin.url(""),
+            "--fleet-token",
+            TOKEN,
+        ],
+        &[],
+    );
+    let mut events = client()
+        .get(router.url("/api/v1/events"))
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+
+    // Three edges of 1 Gbit/s, lightly loaded.
+    for edge in ["e1", "e2", "e3"] {
+        assert_eq!(
+            post_ad(&router, loaded(edge, 1, 100_000_000), Some(TOKEN)).await,
+            200
+        );
+    }
+    let first =
+        String::from_utf8_lossy(&events.chunk().await.expect("chunk").expect("an event")).into_owned();
+    assert!(first.starts_with("event: fleet\n"), "{first}");
+
+    // A cold stream: twenty viewers, all on the same edge.
+    let cold = "/live/demo-2/240p/index.m3u8";
+    let mut cold_edges = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        cold_edges.insert(edge_of_playlist(&router, cold).await);
+    }
+    assert_eq!(cold_edges.len(), 1, "a cold stream stays packed: {cold_edges:?}");
+
+    // The hot stream's rendezvous order, from explain.
+    let hot = "/live/demo-1/480p/index.m3u8";
+    let explain: Value = client()
+        .get(router.url(&format!("/api/v1/explain?path={hot}")))
+        .send()
+        .await
+        .expect("explain")
+        .json()
+        .await
+        .expect("json");
+    let order: Vec<String> = explain["explanation"]["candidates"]
+        .as_array()
+        .expect("candidates")
+        .iter()
+        .map(|c| c["edge_id"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(order.len(), 3);
+    assert_eq!(explain["chosen"], order[0].as_str());
+    assert_eq!(edge_of_playlist(&router, hot).await, order[0]);
+
+    // Its top edge reports 90 % utilization: new viewers spill to the next
+    // edge in rendezvous order, and explain says why.
+    assert_eq!(
+        post_ad(&router, loaded(&order[0], 2, 900_000_000), Some(TOKEN)).await,
+        200
+    );
+    assert_eq!(
+        edge_of_playlist(&router, hot).await,
+        order[1],
+        "spilled to the next edge"
+    );
+    let explain: Value = client()
+        .get(router.url(&format!("/api/v1/explain?path={hot}")))
+        .send()
+        .await
+        .expect("explain")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(explain["explanation"]["candidates"][0]["verdict"], "over_bound");
+    assert_eq!(explain["explanation"]["candidates"][1]["verdict"], "chosen");
+
+    // Draining takes an edge out at once; the events stream says so.
+    let mut draining = ad(&order[1], 3);
+    draining.state = EdgeState::Draining;
+    assert_eq!(
+        post_ad(
+            &router,
+            serde_json::to_string(&draining).expect("json"),
+            Some(TOKEN)
+        )
+        .await,
+        200
+    );
+    assert_eq!(edge_of_playlist(&router, hot).await, order[2]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = String::new();
+    while !seen.contains("\"state\":\"draining\"") {
+        assert!(Instant::now() < deadline, "no draining event: {seen}");
+        if let Ok(Ok(Some(chunk))) = tokio::time::timeout(Duration::from_secs(2), events.chunk()).await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}

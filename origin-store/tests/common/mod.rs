@@ -81,6 +81,27 @@ impl Server {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// Sends a signal (`TERM`, `KILL`, ...) without waiting.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{signal} failed");
+    }
+
+    /// Waits (at most `within`) for the process to exit; true if it did.
+    pub fn wait_exit(&mut self, within: Duration) -> bool {
+        let started = std::time::Instant::now();
+        while started.elapsed() < within {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// Sends SIGTERM and waits for the process to exit (at most 15 s); returns its status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
