@@ -14,6 +14,12 @@
 //! hold_down_ms = 3000           # a comeback stays fresh this long before new viewers
 //! group_header = "x-viewer-group"
 //!
+//! [autoscale]                   # GET /api/v1/scale, hlscdn_router_desired_edges
+//! target_utilization = 0.6
+//! min_edges = 1
+//! max_edges = 20
+//! cooldown_secs = 60
+//!
 //! [groups]                      # viewer groups by address (longest prefix wins)
 //! "10.0.0.0/8" = "eu"
 //!
@@ -165,6 +171,8 @@ struct FileConfig {
     groups: std::collections::BTreeMap<String, String>,
     group_header: Option<String>,
     hold_down_ms: Option<u64>,
+    #[serde(default)]
+    autoscale: AutoscaleFile,
     discovery_interval_ms: Option<u64>,
     bootstrap_timeout_ms: Option<u64>,
     #[serde(default)]
@@ -179,6 +187,15 @@ struct FileConfig {
     session_max_age_secs: Option<u64>,
     vod_cache_secs: Option<u64>,
     master_cache_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AutoscaleFile {
+    target_utilization: Option<f64>,
+    min_edges: Option<u32>,
+    max_edges: Option<u32>,
+    cooldown_secs: Option<u64>,
 }
 
 /// The validated configuration the router runs with.
@@ -210,6 +227,8 @@ pub struct Config {
     pub discovery_interval: Duration,
     /// Longest wait for a peer's fleet view at start.
     pub bootstrap_timeout: Duration,
+    /// Autoscaling targets.
+    pub autoscale: crate::scale::ScalePolicy,
     /// Segment signing keys; empty: URLs are not signed.
     pub signing_keys: Vec<SigningKey>,
     /// No-edge behaviour.
@@ -301,6 +320,18 @@ impl Config {
             hold_down: ms(file.hold_down_ms, DEFAULT_HOLD_DOWN),
             discovery_interval: ms(file.discovery_interval_ms, DEFAULT_DISCOVERY_INTERVAL),
             bootstrap_timeout: ms(file.bootstrap_timeout_ms, DEFAULT_BOOTSTRAP_TIMEOUT),
+            autoscale: {
+                let d = crate::scale::ScalePolicy::default();
+                crate::scale::ScalePolicy {
+                    target_utilization: file.autoscale.target_utilization.unwrap_or(d.target_utilization),
+                    min_edges: file.autoscale.min_edges.unwrap_or(d.min_edges),
+                    max_edges: file.autoscale.max_edges.unwrap_or(d.max_edges),
+                    cooldown: file
+                        .autoscale
+                        .cooldown_secs
+                        .map_or(d.cooldown, Duration::from_secs),
+                }
+            },
             origin: cli
                 .origin
                 .or(file.origin)
@@ -357,6 +388,13 @@ impl Config {
                     "`public_url`/`peers` {url:?} must be http(s) without a query"
                 )));
             }
+        }
+        let a = &self.autoscale;
+        if !(a.target_utilization > 0.0 && a.target_utilization <= 1.0) {
+            return fail("`autoscale.target_utilization` must be in (0, 1]");
+        }
+        if a.max_edges == 0 || a.min_edges > a.max_edges {
+            return fail("`autoscale.max_edges` must be > 0 and at least `autoscale.min_edges`");
         }
         if self.discovery_interval < Duration::from_millis(100) {
             return fail("`discovery_interval_ms` must be at least 100");

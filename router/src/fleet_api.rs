@@ -26,6 +26,7 @@ use tokio::sync::broadcast;
 use crate::fleet::{Applied, FleetView, Transition};
 use crate::metrics;
 use crate::peers::{Peers, RouterInfo, RoutersView};
+use crate::scale::{Scale, ScalePolicy, Scaler};
 use crate::select::{Choice, Policy, Request as Pick, Selector};
 
 /// Largest ad accepted, in bytes (413 past it).
@@ -90,6 +91,8 @@ pub struct FleetSettings {
     pub discovery_interval: Duration,
     /// Longest wait for a peer's fleet view before reporting ready anyway.
     pub bootstrap_timeout: Duration,
+    /// Autoscaling targets.
+    pub scale: ScalePolicy,
 }
 
 /// The router's fleet state, shared by handlers and loops.
@@ -102,6 +105,7 @@ pub struct Fleet {
     ready: AtomicBool,
     events: broadcast::Sender<String>,
     http: reqwest::Client,
+    scaler: Mutex<Scaler>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -125,6 +129,7 @@ impl Fleet {
         let (events, _) = broadcast::channel(256);
         Ok(Arc::new(Self {
             ready: AtomicBool::new(settings.seeds.is_empty()),
+            scaler: Mutex::new(Scaler::new(settings.scale)),
             settings,
             view: Mutex::new(view),
             peers: Mutex::new(peers),
@@ -371,7 +376,33 @@ impl Fleet {
         }
         fresh += self.settings.static_edges.len() as u64;
         metrics::fleet_size(fresh, stale, draining, held);
+        drop(view);
+        self.observe_scale(now);
         !transitions.is_empty()
+    }
+
+    /// Fleet utilization over fresh, ready, eligible edges, and the desired edge count.
+    fn observe_scale(&self, now: Instant) -> Scale {
+        let current = self.current.load();
+        let (mut edges, mut used, mut capacity) = (0u32, 0f64, 0f64);
+        for (i, edge) in current.selector.edges().iter().enumerate() {
+            if edge.is_fresh(now)
+                && edge.is_eligible(now)
+                && edge.state == router_api::fleet::EdgeState::Ready
+            {
+                edges += 1;
+                let assigned = current
+                    .assigned_bps
+                    .get(i)
+                    .map_or(0, |a| a.load(Ordering::Relaxed));
+                used += (edge.load_bps + assigned) as f64;
+                capacity += edge.capacity_bps as f64;
+            }
+        }
+        let utilization = if capacity > 0.0 { used / capacity } else { 0.0 };
+        let scale = lock(&self.scaler).observe(edges, utilization, now);
+        metrics::scale(&scale);
+        scale
     }
 
     /// The fleet as `GET /api/v1/edges` shows it.
@@ -519,6 +550,7 @@ pub fn routes(fleet: Arc<Fleet>) -> Router {
         .route("/api/v1/edges", get(list_edges))
         .route("/api/v1/routers", get(list_routers).post(announce))
         .route("/api/v1/events", get(events))
+        .route("/api/v1/scale", get(scale))
         .with_state(fleet)
 }
 
@@ -567,6 +599,10 @@ async fn receive_ad(State(fleet): State<Arc<Fleet>>, headers: HeaderMap, body: B
             axum::Json(serde_json::json!({ "stored": false })).into_response()
         }
     }
+}
+
+async fn scale(State(fleet): State<Arc<Fleet>>) -> Response {
+    axum::Json(fleet.observe_scale(Instant::now())).into_response()
 }
 
 async fn list_edges(State(fleet): State<Arc<Fleet>>) -> Response {

@@ -103,6 +103,7 @@ fn route_label(path: &str) -> &'static str {
         "/api/v1/routers" => "routers",
         "/api/v1/explain" => "explain",
         "/api/v1/events" => "events",
+        "/api/v1/scale" => "scale",
         p if p.ends_with(".m3u8") => "playlist",
         _ => "other",
     }

@@ -10,6 +10,7 @@
 //! - [`peers`]: the routers this router knows; discovery and forgetting. Pure.
 //! - [`fleet_api`]: ads in, forwarding, discovery, bootstrap, `/api/v1/*` fleet views, events.
 //! - [`groups`]: viewer groups by trusted header or CIDR. Pure.
+//! - [`scale`]: the desired edge count for autoscaling. Pure.
 //! - [`playlists`]: origin playlists fetched once (collapsed) and cached as templates.
 //! - [`http`]: the axum app: rewritten playlists, `/r/` redirects, health, metrics.
 //! - [`config`]: TOML + `HLSCDN_*` + flags, validated.
@@ -28,6 +29,7 @@ pub mod metrics;
 pub mod peers;
 pub mod playlists;
 pub mod rewrite;
+pub mod scale;
 pub mod select;
 
 use std::future::Future;
@@ -97,6 +99,7 @@ pub fn state(config: &config::Config, public_url: &str) -> anyhow::Result<http::
         hold_down: config.hold_down,
         discovery_interval: config.discovery_interval,
         bootstrap_timeout: config.bootstrap_timeout,
+        scale: config.autoscale,
     })?;
     let groups = groups::Groups {
         cidrs: config.groups.clone(),

@@ -76,3 +76,14 @@ pub fn fleet_size(fresh: u64, stale: u64, draining: u64, held: u64) {
 pub fn peer_dropped() {
     metrics::counter!(PEERS_DROPPED).increment(1);
 }
+
+/// Fleet utilization over fresh, ready edges.
+pub const FLEET_UTILIZATION: &str = "hlscdn_router_fleet_utilization_ratio";
+/// Edges the fleet should have (autoscaling).
+pub const DESIRED_EDGES: &str = "hlscdn_router_desired_edges";
+
+/// Records the autoscaling figures.
+pub fn scale(scale: &crate::scale::Scale) {
+    metrics::gauge!(FLEET_UTILIZATION).set(scale.utilization);
+    metrics::gauge!(DESIRED_EDGES).set(f64::from(scale.desired_edges));
+}

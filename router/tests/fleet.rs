@@ -454,6 +454,20 @@ async fn load_spills_hot_streams_packs_cold_ones_and_is_explained() {
         200
     );
     assert_eq!(edge_of_playlist(&router, hot).await, order[2]);
+    // Autoscaling sees two ready edges at about half capacity: 2 × 0.5 / 0.6 → 2.
+    let scale: Value = client()
+        .get(router.url("/api/v1/scale"))
+        .send()
+        .await
+        .expect("scale")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(scale["edges"], 2, "{scale}");
+    let utilization = scale["utilization"].as_f64().expect("utilization");
+    assert!((0.5..0.6).contains(&utilization), "{scale}");
+    assert_eq!(scale["desired_edges"], 2, "{scale}");
+    assert!(metric(&router, "hlscdn_router_desired_edges").await >= 1);
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut seen = String::new();
     while !seen.contains("\"state\":\"draining\"") {
@@ -462,4 +476,54 @@ async fn load_spills_hot_streams_packs_cold_ones_and_is_explained() {
             seen.push_str(&String::from_utf8_lossy(&chunk));
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_get_edges_of_their_group() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = url::Url::from_directory_path(dir.path().join("store"))
+        .expect("url")
+        .to_string();
+    let origin = Server::origin(&["--store", &store, "--publish-demo"], &[]);
+    let config = dir.path().join("router.toml");
+    std::fs::write(
+        &config,
+        "group_header = \"x-viewer-group\"\n[groups]\n\"127.0.0.0/8\" = \"us\"\n",
+    )
+    .expect("config");
+    let router = Server::binary(
+        "router",
+        "hlscdn-router",
+        &[
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--origin",
+            &origin.url(""),
+            "--fleet-token",
+            TOKEN,
+        ],
+        &[],
+    );
+    for (edge, group) in [("eu1", "eu"), ("us1", "us")] {
+        let mut ad = ad(edge, 1);
+        ad.group = Some(group.into());
+        assert_eq!(
+            post_ad(&router, serde_json::to_string(&ad).expect("json"), Some(TOKEN)).await,
+            200
+        );
+    }
+    let path = "/vod/demo/360p/index.m3u8";
+    // By address: loopback is "us".
+    assert_eq!(edge_of_playlist(&router, path).await, "us1");
+    // By the trusted header.
+    let body = client()
+        .get(router.url(path))
+        .header("x-viewer-group", "eu")
+        .send()
+        .await
+        .expect("playlist")
+        .text()
+        .await
+        .expect("text");
+    assert!(body.contains("http://127.0.0.1:9/eu1/vod/demo/360p/"), "{body}");
 }
