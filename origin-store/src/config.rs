@@ -76,7 +76,18 @@ pub struct Cli {
     pub publish_target_duration: Option<u64>,
 }
 
-fn parse_key_value(s: &str) -> std::result::Result<(String, String), String> {
+/// Reads an optional TOML file into `T` (its default when there is no
+/// file); the message names the file and, from serde, the key at fault.
+pub fn read_toml<T: serde::de::DeserializeOwned + Default>(
+    path: Option<&std::path::Path>,
+) -> Result<T, String> {
+    let Some(path) = path else { return Ok(T::default()) };
+    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Parses a `KEY=VALUE` command-line argument.
+pub fn parse_key_value(s: &str) -> std::result::Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
         .filter(|(k, _)| !k.is_empty())
@@ -128,14 +139,7 @@ pub struct Config {
 impl Config {
     /// Reads the file named by `--config` (if any) and applies the command line over it.
     pub fn load(cli: Cli) -> Result<Self> {
-        let file = match &cli.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
-                toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
-            }
-            None => FileConfig::default(),
-        };
+        let file = read_toml(cli.config.as_deref()).map_err(Error::Config)?;
         Self::merge(cli, file)
     }
 

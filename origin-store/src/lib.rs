@@ -90,3 +90,32 @@ pub async fn run(
     }
     served.context("serving")
 }
+
+/// The body of every hls-cdn server binary: logs to stderr, then runs with
+/// `config` until SIGTERM or Ctrl-C. Exits 2 on a bad configuration, 1 when
+/// running fails, 0 after a clean shutdown.
+pub async fn run_binary<C, E, Fut>(
+    name: &str,
+    config: std::result::Result<C, E>,
+    run: impl FnOnce(C) -> Fut,
+) -> std::process::ExitCode
+where
+    E: std::fmt::Display,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    init_tracing();
+    let config = match config {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match run(config).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{name}: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -256,14 +256,7 @@ pub struct Config {
 impl Config {
     /// Reads the file named by `--config` (if any) and applies the command line over it.
     pub fn load(cli: Cli) -> Result<Self, ConfigError> {
-        let file = match &cli.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError(format!("reading {}: {e}", path.display())))?;
-                toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?
-            }
-            None => FileConfig::default(),
-        };
+        let file = origin_store::config::read_toml(cli.config.as_deref()).map_err(ConfigError)?;
         Self::merge(cli, file)
     }
 

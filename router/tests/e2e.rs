@@ -370,20 +370,13 @@ async fn ffmpeg_plays_live_and_vod_through_the_router() {
 
 /// Successful GETs the stand-in edges have served, by their own metrics.
 async fn edge_gets(cluster: &Cluster) -> u64 {
-    let mut total = 0;
+    let mut total = 0.0;
     for (_, edge) in &cluster.edges {
-        let text = client()
-            .get(edge.url("/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
-        total += text
-            .lines()
-            .find_map(|l| l.strip_prefix("hlscdn_origin_requests_total{method=\"GET\",status=\"200\"} "))
-            .map_or(0, |v| v.trim().parse::<u64>().expect("a count"));
+        total += common::metric(
+            edge,
+            "hlscdn_origin_requests_total{method=\"GET\",status=\"200\"}",
+        )
+        .await;
     }
-    total
+    total as u64
 }

@@ -10,18 +10,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, client};
+use common::{Server, client, eventually, free_port};
 use router_api::fleet::{Ad, Capacity, EdgeState, EdgesView, Instance, Load};
 use serde_json::Value;
 
 const TOKEN: &str = "fleet-token-for-tests-0123";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
 
 fn start_router(port: u16, peers: &[u16], dir: &std::path::Path) -> Server {
     let config = dir.join(format!("router-{port}.toml"));
@@ -114,32 +107,9 @@ async fn router_ids(router: &Server) -> Vec<String> {
     ids
 }
 
-/// A counter from a router's /metrics (0 if absent).
-async fn metric(router: &Server, series: &str) -> u64 {
-    let text = client()
-        .get(router.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
-        .map_or(0, |v| v.trim().parse::<f64>().expect("a number") as u64)
-}
-
-/// Polls `check` every 100 ms until it holds or `within` passes.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < within, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// A counter on a server's /metrics.
+async fn counter(server: &Server, series: &str) -> u64 {
+    common::metric(server, series).await as u64
 }
 
 async fn ring(n: usize) {
@@ -182,16 +152,16 @@ async fn ring(n: usize) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut before = Vec::new();
     for router in &routers {
-        let stored = metric(router, "hlscdn_router_ads_total{result=\"stored\"}").await;
-        let dropped = metric(router, "hlscdn_router_ads_total{result=\"not_newer\"}").await;
+        let stored = counter(router, "hlscdn_router_ads_total{result=\"stored\"}").await;
+        let dropped = counter(router, "hlscdn_router_ads_total{result=\"not_newer\"}").await;
         assert_eq!(stored, ADS, "each ad stored once per router");
         assert!(dropped <= ADS * (n as u64 - 2), "duplicates bounded: {dropped}");
         before.push(stored + dropped);
     }
     tokio::time::sleep(Duration::from_millis(1000)).await;
     for (router, before) in routers.iter().zip(before) {
-        let after = metric(router, "hlscdn_router_ads_total{result=\"stored\"}").await
-            + metric(router, "hlscdn_router_ads_total{result=\"not_newer\"}").await;
+        let after = counter(router, "hlscdn_router_ads_total{result=\"stored\"}").await
+            + counter(router, "hlscdn_router_ads_total{result=\"not_newer\"}").await;
         assert_eq!(after, before, "no ad circulates");
     }
 }
@@ -262,11 +232,11 @@ async fn bad_ads_change_nothing() {
     );
     assert_eq!(view.edges[0].url, "http://127.0.0.1:9/e1");
     assert_eq!(
-        metric(&router, "hlscdn_router_ads_total{result=\"unauthorized\"}").await,
+        counter(&router, "hlscdn_router_ads_total{result=\"unauthorized\"}").await,
         2
     );
     assert_eq!(
-        metric(&router, "hlscdn_router_ads_total{result=\"rejected\"}").await,
+        counter(&router, "hlscdn_router_ads_total{result=\"rejected\"}").await,
         3
     );
 }
@@ -323,6 +293,25 @@ async fn a_late_router_copies_the_view_before_ready_and_dead_routers_are_dropped
     }
 }
 
+/// A router in front of `origin`, with `config` as its TOML file.
+fn router_before(origin: &Server, dir: &std::path::Path, config: &str) -> Server {
+    let path = dir.join("router.toml");
+    std::fs::write(&path, config).expect("config");
+    Server::binary(
+        "router",
+        "hlscdn-router",
+        &[
+            "--config",
+            path.to_str().expect("utf-8"),
+            "--origin",
+            &origin.url(""),
+            "--fleet-token",
+            TOKEN,
+        ],
+        &[],
+    )
+}
+
 /// The edge a rewritten media playlist sends its segments to.
 async fn edge_of_playlist(router: &Server, path: &str) -> String {
     let body = client()
@@ -358,21 +347,7 @@ async fn load_spills_hot_streams_packs_cold_ones_and_is_explained() {
         .expect("url")
         .to_string();
     let origin = Server::origin(&["--store", &store, "--publish-demo"], &[]);
-    let config = dir.path().join("router.toml");
-    std::fs::write(&config, "hold_down_ms = 500\n").expect("config");
-    let router = Server::binary(
-        "router",
-        "hlscdn-router",
-        &[
-            "--config",
-            config.to_str().expect("utf-8"),
-            "--origin",
-            &origin.url(""),
-            "--fleet-token",
-            TOKEN,
-        ],
-        &[],
-    );
+    let router = router_before(&origin, dir.path(), "hold_down_ms = 500\n");
     let mut events = client()
         .get(router.url("/api/v1/events"))
         .send()
@@ -467,7 +442,7 @@ async fn load_spills_hot_streams_packs_cold_ones_and_is_explained() {
     let utilization = scale["utilization"].as_f64().expect("utilization");
     assert!((0.5..0.6).contains(&utilization), "{scale}");
     assert_eq!(scale["desired_edges"], 2, "{scale}");
-    assert!(metric(&router, "hlscdn_router_desired_edges").await >= 1);
+    assert!(counter(&router, "hlscdn_router_desired_edges").await >= 1);
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut seen = String::new();
     while !seen.contains("\"state\":\"draining\"") {
@@ -485,24 +460,10 @@ async fn viewers_get_edges_of_their_group() {
         .expect("url")
         .to_string();
     let origin = Server::origin(&["--store", &store, "--publish-demo"], &[]);
-    let config = dir.path().join("router.toml");
-    std::fs::write(
-        &config,
+    let router = router_before(
+        &origin,
+        dir.path(),
         "group_header = \"x-viewer-group\"\n[groups]\n\"127.0.0.0/8\" = \"us\"\n",
-    )
-    .expect("config");
-    let router = Server::binary(
-        "router",
-        "hlscdn-router",
-        &[
-            "--config",
-            config.to_str().expect("utf-8"),
-            "--origin",
-            &origin.url(""),
-            "--fleet-token",
-            TOKEN,
-        ],
-        &[],
     );
     for (edge, group) in [("eu1", "eu"), ("us1", "us")] {
         let mut ad = ad(edge, 1);

@@ -10,18 +10,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, client};
+use common::{Server, client, eventually, free_port};
 use router_api::fleet::EdgesView;
 
 const TOKEN: &str = "fleet-token-for-tests-0123";
 const TTL: Duration = Duration::from_millis(3000);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
 
 struct Cluster {
     dir: tempfile::TempDir,
@@ -125,19 +118,6 @@ async fn edges(router: &Server) -> EdgesView {
         .json()
         .await
         .expect("json")
-}
-
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < within, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    started.elapsed()
 }
 
 /// A player: master → first variant → segments, following URLs as given.
