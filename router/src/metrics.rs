@@ -87,3 +87,11 @@ pub fn scale(scale: &crate::scale::Scale) {
     metrics::gauge!(FLEET_UTILIZATION).set(scale.utilization);
     metrics::gauge!(DESIRED_EDGES).set(f64::from(scale.desired_edges));
 }
+
+/// Live playlists served from the last good copy while the origin failed.
+pub const STALE_SERVED: &str = "hlscdn_router_stale_playlists_total";
+
+/// Records a stale playlist served.
+pub fn stale_served() {
+    metrics::counter!(STALE_SERVED).increment(1);
+}

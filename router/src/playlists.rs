@@ -26,6 +26,8 @@ use crate::rewrite::{self, PlaylistKind, ScanOptions, Template};
 const MAX_LIVE_TTL: Duration = Duration::from_secs(5);
 /// Nor shorter than this, so a burst of viewers still shares one fetch.
 const MIN_LIVE_TTL: Duration = Duration::from_millis(100);
+/// Longest a last good playlist is served while the origin fails.
+const MAX_STALE: Duration = Duration::from_secs(30);
 /// Most playlists kept at once.
 const MAX_ENTRIES: u64 = 10_000;
 
@@ -47,6 +49,10 @@ pub struct Playlists {
     origin: OriginClient,
     origin_bases: Arc<[String]>,
     limits: Limits,
+    /// The last playlist fetched for each key, with when: served for up to
+    /// one target duration while the origin fails (a live stream survives an
+    /// origin blip without a visible error).
+    last_good: moka::sync::Cache<(ObjectKey, String), (Arc<Playlist>, Instant)>,
     /// `BANDWIDTH` of every variant seen in a multivariant playlist, by the
     /// variant's object key: what a viewer of that media playlist weighs.
     bandwidths: moka::sync::Cache<String, u64>,
@@ -91,8 +97,13 @@ impl Playlists {
             .max_capacity(MAX_ENTRIES * 4)
             .time_to_idle(Duration::from_secs(3600))
             .build();
+        let last_good = moka::sync::Cache::builder()
+            .max_capacity(MAX_ENTRIES)
+            .time_to_idle(MAX_STALE)
+            .build();
         Self {
             cache,
+            last_good,
             origin,
             origin_bases: origin_bases.into(),
             limits,
@@ -104,16 +115,32 @@ impl Playlists {
     pub async fn get(&self, key: &ObjectKey, query: &str) -> Result<Arc<Playlist>, Error> {
         let cache_key = (key.clone(), query.to_owned());
         let mut fetched = false;
-        let entry = self
+        let outcome = self
             .cache
-            .try_get_with(cache_key, async {
+            .try_get_with(cache_key.clone(), async {
                 fetched = true;
                 self.fetch(key, query).await.map(Arc::new)
             })
             .await
-            .map_err(|e| (*e).clone())?;
+            .map_err(|e| (*e).clone());
         metrics::playlist_cache(!fetched);
-        Ok(entry)
+        match outcome {
+            Ok(entry) => {
+                if fetched {
+                    self.last_good.insert(cache_key, (entry.clone(), Instant::now()));
+                }
+                Ok(entry)
+            }
+            Err(error @ (Error::BadGateway(_) | Error::Timeout(_))) => match self.last_good.get(&cache_key) {
+                Some((entry, at)) if serve_stale(&entry, at.elapsed()) => {
+                    metrics::stale_served();
+                    tracing::warn!(key = %key, %error, "origin failing: serving the last good playlist");
+                    Ok(entry)
+                }
+                _ => Err(error),
+            },
+            Err(error) => Err(error),
+        }
     }
 
     async fn fetch(&self, key: &ObjectKey, query: &str) -> Result<Playlist, Error> {
@@ -167,6 +194,17 @@ impl Playlists {
             }
         }
     }
+}
+
+/// Whether a live media playlist fetched `age` ago may stand in while the
+/// origin fails: for at most one target duration (after that a player would
+/// see a frozen window, and a clear error is better). VOD and multivariant
+/// playlists are cached long anyway.
+fn serve_stale(playlist: &Playlist, age: Duration) -> bool {
+    let template = &playlist.template;
+    template.kind() == PlaylistKind::Media
+        && !template.is_ended()
+        && age <= Duration::from_secs(template.target_duration().unwrap_or(0))
 }
 
 /// The ACL of the signed token for a playlist's media: the longest directory

@@ -22,6 +22,8 @@ const LIVE: &str = "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:2\n#EXT-X-M
 #[derive(Default)]
 struct Seen {
     queries: Vec<(String, String)>,
+    /// `/live/flaky/index.m3u8` answers 500 while set.
+    down: bool,
 }
 
 async fn origin(
@@ -34,7 +36,10 @@ async fn origin(
         seen.queries
             .push((path.clone(), query.clone().unwrap_or_default()));
     }
+    let down = seen.lock().map(|s| s.down).unwrap_or(false);
     match path.as_str() {
+        "/live/flaky/index.m3u8" if down => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        "/live/flaky/index.m3u8" => LIVE.into_response(),
         "/missing.m3u8" => StatusCode::NOT_FOUND.into_response(),
         "/error.m3u8" => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         "/slow.m3u8" => {
@@ -174,5 +179,36 @@ async fn hls_parameters_pass_through_and_misses_collapse() {
     assert!(
         body.contains("URI=\"http://127.0.0.1:9/live/a/part-12.1.ts"),
         "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_origin_is_bridged_for_one_target_duration_then_502() {
+    let (origin_url, seen) = start_origin().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let router = start_router(&origin_url, dir.path());
+    let http = client();
+    let url = router.url("/live/flaky/index.m3u8");
+    let good = http.get(&url).send().await.expect("request");
+    assert_eq!(good.status(), 200);
+    let good = good.text().await.expect("text");
+
+    seen.lock().expect("lock").down = true;
+    let failed_at = Instant::now();
+    // The router's copy expires after half a target duration (1 s); until one
+    // target duration (2 s) after the last good fetch it still serves it.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let bridged = http.get(&url).send().await.expect("request");
+    assert_eq!(bridged.status(), 200, "bridged");
+    assert_eq!(bridged.text().await.expect("text"), good);
+    tokio::time::sleep(Duration::from_millis(2200).saturating_sub(failed_at.elapsed())).await;
+    let r = http.get(&url).send().await.expect("request");
+    assert_eq!(r.status(), 502, "then a clear error");
+
+    seen.lock().expect("lock").down = false;
+    assert_eq!(
+        http.get(&url).send().await.expect("request").status(),
+        200,
+        "recovers by itself"
     );
 }
