@@ -10,6 +10,9 @@
 //! | live media playlist | half a target duration (half a part target with LL-HLS) |
 //! | ended (VOD) media playlist | `vod_cache` (default 10 min) |
 //! | multivariant playlist | `master_cache` (default 5 s) |
+//!
+//! The cache is bounded by the memory its templates hold (256 MiB), not by
+//! their count: a 5000-segment VOD weighs about as much as 800 live playlists.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,8 +31,10 @@ const MAX_LIVE_TTL: Duration = Duration::from_secs(5);
 const MIN_LIVE_TTL: Duration = Duration::from_millis(100);
 /// Longest a last good playlist is served while the origin fails.
 const MAX_STALE: Duration = Duration::from_secs(30);
-/// Most playlists kept at once.
+/// Most playlists kept at once (for the variant bandwidth map).
 const MAX_ENTRIES: u64 = 10_000;
+/// Memory the cached templates may hold, in bytes.
+const MAX_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// A scanned playlist and what the router derives from it once.
 #[derive(Debug)]
@@ -90,7 +95,10 @@ impl Playlists {
     /// A cache reading from `origin`; absolute URIs under `origin_bases` are the origin's own.
     pub fn new(origin: OriginClient, origin_bases: Vec<String>, limits: Limits) -> Self {
         let cache = moka::future::Cache::builder()
-            .max_capacity(MAX_ENTRIES)
+            .max_capacity(MAX_CACHE_BYTES)
+            .weigher(|_key, value: &Arc<Playlist>| {
+                u32::try_from(value.template.memory_size()).unwrap_or(u32::MAX)
+            })
             .expire_after(PerEntry)
             .build();
         let bandwidths = moka::sync::Cache::builder()
@@ -98,7 +106,10 @@ impl Playlists {
             .time_to_idle(Duration::from_secs(3600))
             .build();
         let last_good = moka::sync::Cache::builder()
-            .max_capacity(MAX_ENTRIES)
+            .max_capacity(MAX_CACHE_BYTES / 4)
+            .weigher(|_key, value: &(Arc<Playlist>, Instant)| {
+                u32::try_from(value.0.template.memory_size()).unwrap_or(u32::MAX)
+            })
             .time_to_idle(MAX_STALE)
             .build();
         Self {
