@@ -1,6 +1,18 @@
-//! `hlscdn-edge`: not part of this release yet; see `edge_agent`'s crate docs.
+//! `hlscdn-edge`: parses its configuration and runs [`edge_agent::run`].
+//! Exits 0 after a drain, 1 when a second signal cut the drain short or
+//! running failed, 2 on a bad configuration.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("hlscdn-edge: {}", edge_agent::STATUS);
-    std::process::ExitCode::from(2)
+use clap::Parser;
+use edge_agent::Outcome;
+use edge_agent::config::{Cli, Config};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    origin_store::run_binary("hlscdn-edge", Config::load(Cli::parse()), |config| async move {
+        match edge_agent::run(config).await? {
+            Outcome::Drained => Ok(()),
+            Outcome::Forced => Err(anyhow::anyhow!("a second signal cut the drain short")),
+        }
+    })
+    .await
 }

@@ -158,14 +158,16 @@ async fn object(State(state): State<Arc<OriginState>>, request: Request) -> Resu
     }
 }
 
-fn preflight() -> Response {
+/// The answer to a CORS preflight of a read-only HLS server (every hls-cdn
+/// server lets browser players read across hosts).
+pub fn preflight() -> Response {
     (
         StatusCode::NO_CONTENT,
         [
             (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, HEAD, OPTIONS"),
             (
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
-                "Range, If-None-Match, If-Modified-Since",
+                "Range, If-None-Match, If-Modified-Since, If-Range",
             ),
             (header::ACCESS_CONTROL_MAX_AGE, "86400"),
         ],

@@ -80,7 +80,7 @@ async fn common(request: Request, next: Next) -> Response {
     let mut response = if request.uri().scheme().is_some() || request.uri().authority().is_some() {
         Error::BadInput("absolute-form request targets are not served".into()).into_response()
     } else if request.method() == Method::OPTIONS {
-        preflight()
+        origin_store::http::preflight()
     } else {
         next.run(request).await
     };
@@ -107,18 +107,6 @@ fn route_label(path: &str) -> &'static str {
         p if p.ends_with(".m3u8") => "playlist",
         _ => "other",
     }
-}
-
-fn preflight() -> Response {
-    (
-        StatusCode::NO_CONTENT,
-        [
-            (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, HEAD, OPTIONS"),
-            (header::ACCESS_CONTROL_ALLOW_HEADERS, "Range"),
-            (header::ACCESS_CONTROL_MAX_AGE, "86400"),
-        ],
-    )
-        .into_response()
 }
 
 /// Splits a request query into the session token and the query passed on to

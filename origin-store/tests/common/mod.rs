@@ -90,16 +90,21 @@ impl Server {
         assert!(status.is_ok_and(|s| s.success()), "kill -{signal} failed");
     }
 
-    /// Waits (at most `within`) for the process to exit; true if it did.
-    pub fn wait_exit(&mut self, within: Duration) -> bool {
+    /// Waits (at most `within`) for the process to exit; its status if it did.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let started = std::time::Instant::now();
         while started.elapsed() < within {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return true;
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(10));
         }
-        false
+        None
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Sends SIGTERM and waits for the process to exit (at most 15 s); returns its status.
