@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine, and nothing that is
-# already there: ffmpeg/ffprobe (a real HLS packager and prober) and moto
-# (a real S3-protocol server). Safe to run again.
+# already there: ffmpeg/ffprobe (a real HLS packager and prober), moto
+# (a real S3-protocol server), chromium (the browser test of the ops
+# dashboard and player), Node.js + npm and the ops front-end packages (hls.js,
+# embedded in the hlscdn binary, and playwright-core, which drives chromium).
+# Safe to run again.
 set -euo pipefail
 
 SUDO=""
@@ -11,6 +14,9 @@ need_apt=()
 command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || need_apt+=(ffmpeg)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "deps: installing ${need_apt[*]} with apt-get"
   $SUDO apt-get update -qq
@@ -22,4 +28,15 @@ if ! python3 -c "import moto.server" >/dev/null 2>&1; then
   echo "deps: installing moto[server]==$MOTO_VERSION with pip"
   python3 -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" \
     || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "moto[server]==$MOTO_VERSION"
+fi
+
+# The ops front-end packages, exactly as locked: `npm ci` unless the tree
+# installed last time came from the same lock file (a stamp records it).
+OPS_DIR="$(cd "$(dirname "$0")/.." && pwd)/ops"
+STAMP="$OPS_DIR/node_modules/.hlscdn-installed-lock"
+if ! cmp -s "$OPS_DIR/package-lock.json" "$STAMP" \
+   || [ ! -d "$OPS_DIR/node_modules/hls.js" ] || [ ! -d "$OPS_DIR/node_modules/playwright-core" ]; then
+  echo "deps: npm ci in ops/ (hls.js, playwright-core)"
+  (cd "$OPS_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$OPS_DIR/package-lock.json" "$STAMP"
 fi

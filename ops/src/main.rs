@@ -1,6 +1,8 @@
-//! `hlscdn`: not part of this release yet; see `ops`'s crate docs.
+//! `hlscdn`: parses the command line and runs [`ops::cli::run`].
 
-fn main() -> std::process::ExitCode {
-    eprintln!("hlscdn: {}", ops::STATUS);
-    std::process::ExitCode::from(2)
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    ops::cli::run(ops::cli::Cli::parse()).await
 }

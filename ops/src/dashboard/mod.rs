@@ -1,0 +1,335 @@
+//! `hlscdn dashboard`: a small server that watches the fleet and serves the
+//! dashboard and the player page.
+//!
+//! The server follows every router's `/api/v1/events` stream (routers it is
+//! given, and the ones they know of), merges the views once a second into an
+//! overview ([`crate::health::Report`] plus streams, scaling and the egress
+//! sample), keeps the egress history for the chart, and pushes the overview
+//! to browsers as server-sent events. The browser therefore talks to the
+//! dashboard only, apart from the player, which fetches playlists from a
+//! router and segments from edges like any viewer.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /` | the dashboard page |
+//! | `GET /player` | the player page (`?stream=live/demo-1`) |
+//! | `GET /assets/…` | scripts, styles, hls.js |
+//! | `GET /api/overview` | the latest overview (JSON) |
+//! | `GET /api/events` | `event: overview` at once and every second |
+//! | `GET /api/history` | egress samples of the last minutes |
+//! | `GET /api/streams` | the streams to play, from the origin's catalog (or the edges' hot streams) |
+//! | `GET /api/explain?router=…&path=…&session=…&group=…` | a router's `/api/v1/explain`, passed through |
+//! | `GET /healthz`, `/readyz`, `/metrics` | up; a router's view arrived; Prometheus |
+
+pub mod assets;
+pub mod streams;
+mod watch;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::Stream;
+use serde::Deserialize;
+
+use crate::api;
+pub use watch::Watcher;
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8090";
+
+/// `hlscdn dashboard` flags. Every flag also reads an `HLSCDN_*` variable and
+/// the TOML file of `--config` (keys `listen`, `routers`, `origin`); flags
+/// win over variables, which win over the file.
+#[derive(Debug, Default, clap::Args)]
+pub struct Args {
+    /// TOML configuration file.
+    #[arg(long, env = "HLSCDN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "HLSCDN_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// A router of the fleet; repeatable. The other routers are learned from it.
+    #[arg(
+        long = "router",
+        value_name = "URL",
+        env = "HLSCDN_ROUTERS",
+        value_delimiter = ','
+    )]
+    pub routers: Vec<String>,
+    /// The origin, for the catalog of streams and their bitrates (optional).
+    #[arg(long, env = "HLSCDN_ORIGIN")]
+    pub origin: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    #[serde(default)]
+    routers: Vec<String>,
+    origin: Option<String>,
+}
+
+/// The validated configuration of the dashboard.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Seed routers.
+    pub routers: Vec<String>,
+    /// The origin's URL, if known.
+    pub origin: Option<String>,
+}
+
+impl Config {
+    /// Reads the file of `--config`, applies the flags over it, validates.
+    pub fn load(args: Args) -> anyhow::Result<Config> {
+        let file: FileConfig = match &args.config {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("{}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let listen = match args.listen.or(file.listen) {
+            Some(listen) => listen,
+            None => DEFAULT_LISTEN.parse().context("default `listen`")?,
+        };
+        let routers = if args.routers.is_empty() {
+            file.routers
+        } else {
+            args.routers
+        };
+        if routers.is_empty() {
+            bail!("`routers` must name at least one router (--router URL)");
+        }
+        for router in &routers {
+            api::check_base_url(router).context("`routers`")?;
+        }
+        let origin = args.origin.or(file.origin);
+        if let Some(origin) = &origin {
+            api::check_base_url(origin).context("`origin`")?;
+        }
+        Ok(Config {
+            listen,
+            routers: routers.iter().map(|r| api::base(r).to_owned()).collect(),
+            origin: origin.map(|o| api::base(&o).to_owned()),
+        })
+    }
+}
+
+/// Runs `hlscdn dashboard` until SIGTERM or Ctrl-C.
+pub async fn run_command(args: Args) -> anyhow::Result<std::process::ExitCode> {
+    let config = Config::load(args)?;
+    run(config, origin_store::server::shutdown_signal()).await?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Watches the fleet and serves the dashboard until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let watcher = Watcher::start(config.routers.clone(), config.origin.clone());
+    tracing::info!(routers = ?config.routers, origin = ?config.origin, "dashboard starting");
+    let served = origin_store::server::serve(listener, app(watcher.clone()), shutdown).await;
+    watcher.stop();
+    served.context("serving")
+}
+
+/// The dashboard's HTTP app.
+pub fn app(watcher: Arc<Watcher>) -> Router {
+    origin_store::metrics::handle();
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route(
+            "/metrics",
+            get(|| async { origin_store::metrics::handle().render() }),
+        )
+        .route("/api/overview", get(overview))
+        .route("/api/events", get(events))
+        .route("/api/history", get(history))
+        .route("/api/streams", get(streams))
+        .route("/api/explain", get(explain))
+        .fallback(asset)
+        .with_state(watcher)
+}
+
+async fn asset(uri: Uri) -> Response {
+    match assets::find(uri.path()) {
+        Some(asset) => (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type)),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            ],
+            asset.body,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+    }
+}
+
+fn json(body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn readyz(State(watcher): State<Arc<Watcher>>) -> Response {
+    if watcher.has_view() {
+        "ready\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "no router has answered yet\n").into_response()
+    }
+}
+
+async fn overview(State(watcher): State<Arc<Watcher>>) -> Response {
+    json(watcher.latest().to_string())
+}
+
+async fn history(State(watcher): State<Arc<Watcher>>) -> Response {
+    json(watcher.history_json())
+}
+
+async fn streams(State(watcher): State<Arc<Watcher>>) -> Response {
+    json(watcher.streams_json())
+}
+
+async fn events(
+    State(watcher): State<Arc<Watcher>>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let first = watcher.latest();
+    let receiver = watcher.subscribe();
+    let updates = futures::stream::unfold(receiver, |mut receiver| async move {
+        loop {
+            match receiver.recv().await {
+                Ok(json) => {
+                    return Some((Ok(SseEvent::default().event("overview").data(&*json)), receiver));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    let stream = futures::StreamExt::chain(
+        futures::stream::once(async move { Ok(SseEvent::default().event("overview").data(&*first)) }),
+        updates,
+    );
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// Query of `GET /api/explain`.
+#[derive(Debug, Deserialize)]
+struct ExplainQuery {
+    /// A router's id or URL (default: the first that answers).
+    router: Option<String>,
+    path: String,
+    session: Option<String>,
+    group: Option<String>,
+    bandwidth: Option<u64>,
+}
+
+/// Passes the question on to a router of the fleet (never to any other
+/// address: the router must be one the dashboard watches).
+async fn explain(State(watcher): State<Arc<Watcher>>, Query(query): Query<ExplainQuery>) -> Response {
+    let Some(router) = watcher.router_url(query.router.as_deref()) else {
+        return (StatusCode::BAD_REQUEST, "unknown router\n").into_response();
+    };
+    let mut url = match url::Url::parse(&format!("{router}/api/v1/explain")) {
+        Ok(url) => url,
+        Err(error) => return (StatusCode::BAD_GATEWAY, format!("{error}\n")).into_response(),
+    };
+    {
+        let mut pairs = url.query_pairs_mut();
+        pairs.append_pair("path", &query.path);
+        if let Some(session) = query.session.as_deref().filter(|s| !s.is_empty()) {
+            pairs.append_pair("session", session);
+        }
+        if let Some(group) = query.group.as_deref().filter(|s| !s.is_empty()) {
+            pairs.append_pair("group", group);
+        }
+        if let Some(bandwidth) = query.bandwidth {
+            pairs.append_pair("bandwidth", &bandwidth.to_string());
+        }
+    }
+    match watcher.client().get(url.as_str()).send().await {
+        Ok(answer) => {
+            let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let body = answer.text().await.unwrap_or_default();
+            let mut response = json(body);
+            *response.status_mut() = status;
+            if !status.is_success() {
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+            }
+            response
+        }
+        Err(error) => (StatusCode::BAD_GATEWAY, format!("router {router}: {error}\n")).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_validation_names_the_key() {
+        let error = Config::load(Args::default()).expect_err("no router");
+        assert!(error.to_string().contains("`routers`"), "{error}");
+        let error = Config::load(Args {
+            routers: vec!["127.0.0.1:8080".into()],
+            ..Args::default()
+        })
+        .expect_err("not a URL");
+        assert!(format!("{error:#}").contains("`routers`"), "{error:#}");
+        let config = Config::load(Args {
+            routers: vec!["http://127.0.0.1:8080/".into()],
+            origin: Some("http://127.0.0.1:8000".into()),
+            ..Args::default()
+        })
+        .expect("valid");
+        assert_eq!(config.routers, vec!["http://127.0.0.1:8080"]);
+        assert_eq!(config.listen.port(), 8090);
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("dashboard.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:0\"\nrouters = [\"http://127.0.0.1:8080\"]\n",
+        )
+        .expect("write");
+        let config = Config::load(Args {
+            config: Some(file.clone()),
+            ..Args::default()
+        })
+        .expect("from the file");
+        assert_eq!(config.listen.port(), 0);
+        std::fs::write(&file, "routerz = []\n").expect("write");
+        assert!(
+            Config::load(Args {
+                config: Some(file),
+                ..Args::default()
+            })
+            .is_err()
+        );
+    }
+}

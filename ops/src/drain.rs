@@ -1,0 +1,95 @@
+//! `hlscdn drain EDGE`: looks the edge's URL up in a router's
+//! `/api/v1/edges` and posts its `/admin/drain` with the fleet token. The edge
+//! sends a `draining` ad at once (routers stop giving it viewers and move the
+//! ones it has at their next playlist reload), keeps serving, and exits after
+//! a quiet period. `--wait` follows it until routers stop hearing from it.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use router_api::fleet::{EdgeState, EdgeView};
+
+use crate::api;
+
+/// `hlscdn drain` flags.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Id of the edge to drain (as `hlscdn status` lists it).
+    pub edge: String,
+    /// A router of the fleet; repeatable (the first that knows the edge is used).
+    #[arg(
+        long = "router",
+        value_name = "URL",
+        env = "HLSCDN_ROUTERS",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub routers: Vec<String>,
+    /// Shared secret of the fleet; the edge refuses a drain without it.
+    #[arg(long, env = "HLSCDN_FLEET_TOKEN", hide_env_values = true)]
+    pub fleet_token: String,
+    /// Wait until the edge has drained and stopped sending ads.
+    #[arg(long)]
+    pub wait: bool,
+    /// Longest wait with `--wait`, in seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout_secs: u64,
+}
+
+/// Runs `hlscdn drain`.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let client = api::client();
+    let (router, edge) = find_edge(&client, &args.routers, &args.edge).await?;
+    api::drain_edge(&client, &edge.url, &args.fleet_token).await?;
+    println!(
+        "{} ({}) is draining: it takes no new viewers and exits once its viewers have moved",
+        edge.id, edge.url
+    );
+    if args.wait {
+        let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let view = api::edges(&client, &router).await?;
+            let done = view
+                .edges
+                .iter()
+                .find(|e| e.id == edge.id)
+                .is_none_or(|e| !e.fresh && e.state == EdgeState::Draining);
+            if done {
+                println!("{} has drained and stopped", edge.id);
+                break;
+            }
+            if Instant::now() >= deadline {
+                bail!("{} is still sending ads after {} s", edge.id, args.timeout_secs);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The first router that knows `id`, and the edge as it sees it.
+async fn find_edge(
+    client: &reqwest::Client,
+    routers: &[String],
+    id: &str,
+) -> anyhow::Result<(String, EdgeView)> {
+    let mut known = Vec::new();
+    let mut last_error = None;
+    for router in routers {
+        api::check_base_url(router)?;
+        match api::edges(client, router).await {
+            Ok(view) => {
+                if let Some(edge) = view.edges.into_iter().find(|e| e.id == id) {
+                    return Ok((router.clone(), edge));
+                }
+                known.push(router.clone());
+            }
+            Err(error) => last_error = Some(error),
+        }
+    }
+    match (known.is_empty(), last_error) {
+        (true, Some(error)) => Err(error).context("no router answers"),
+        _ => bail!("no router knows an edge {id:?} (asked {})", known.join(", ")),
+    }
+}
