@@ -9,6 +9,7 @@
 //! signing_keys = ["k1:0123456789abcdef0123"]
 //! no_edge = "origin"            # or "unavailable" (503 + Retry-After)
 //! epsilon = 0.25
+//! pack_below_utilization = 0.3  # streams stay on their first edge below this
 //!
 //! peers = ["http://127.0.0.1:8081"]   # other routers to start from
 //! hold_down_ms = 3000           # a comeback stays fresh this long before new viewers
@@ -35,6 +36,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use origin_store::secret::Secret;
 use router_api::token::SigningKey;
 use serde::Deserialize;
 
@@ -50,6 +52,10 @@ pub const DEFAULT_ORIGIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_BLOCKING_TIMEOUT: Duration = Duration::from_secs(20);
 /// Default largest playlist accepted from the origin: 8 MiB.
 pub const DEFAULT_MAX_PLAYLIST_BYTES: u64 = 8 * 1024 * 1024;
+/// Default largest number of URIs in a playlist from the origin: 200 000
+/// (a day of 1 s segments with room for keys and maps). Each URI costs the
+/// template about 150 bytes and every rewritten copy about 200.
+pub const DEFAULT_MAX_PLAYLIST_URIS: usize = 200_000;
 /// Default lifetime of signed segment URLs.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
 /// Default lifetime of a viewer session.
@@ -101,7 +107,7 @@ pub struct Cli {
     pub origin_public_url: Option<String>,
     /// Shared secret of the fleet (ads, router-to-router calls, sessions).
     #[arg(long, env = "HLSCDN_FLEET_TOKEN", hide_env_values = true)]
-    pub fleet_token: Option<String>,
+    pub fleet_token: Option<Secret>,
     /// URL other routers and edges reach this router at (default: http://LISTEN).
     #[arg(long, env = "HLSCDN_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -124,7 +130,7 @@ pub struct Cli {
         value_delimiter = ',',
         hide_env_values = true
     )]
-    pub signing_keys: Vec<String>,
+    pub signing_keys: Vec<Secret>,
     /// What to do when no edge can take a viewer.
     #[arg(long, env = "HLSCDN_NO_EDGE", value_enum)]
     pub no_edge: Option<NoEdge>,
@@ -161,7 +167,7 @@ struct FileConfig {
     origin_public_url: Option<String>,
     #[serde(default)]
     origin_options: std::collections::BTreeMap<String, String>,
-    fleet_token: Option<String>,
+    fleet_token: Option<Secret>,
     public_url: Option<String>,
     #[serde(default)]
     peers: Vec<String>,
@@ -176,13 +182,15 @@ struct FileConfig {
     discovery_interval_ms: Option<u64>,
     bootstrap_timeout_ms: Option<u64>,
     #[serde(default)]
-    signing_keys: Vec<String>,
+    signing_keys: Vec<Secret>,
     no_edge: Option<NoEdge>,
     epsilon: Option<f64>,
     sticky_max_utilization: Option<f64>,
+    pack_below_utilization: Option<f64>,
     origin_timeout_ms: Option<u64>,
     blocking_timeout_ms: Option<u64>,
     max_playlist_bytes: Option<u64>,
+    max_playlist_uris: Option<usize>,
     token_ttl_secs: Option<u64>,
     session_max_age_secs: Option<u64>,
     vod_cache_secs: Option<u64>,
@@ -210,7 +218,7 @@ pub struct Config {
     /// Public base URL of the origin for the no-edge fallback.
     pub origin_public_url: Option<String>,
     /// Fleet secret.
-    pub fleet_token: String,
+    pub fleet_token: Secret,
     /// URL other routers and edges reach this router at (`None`: http:// + the bound address).
     pub public_url: Option<String>,
     /// Seed routers.
@@ -237,12 +245,16 @@ pub struct Config {
     pub epsilon: f64,
     /// Utilization above which a sticky viewer is moved.
     pub sticky_max_utilization: f64,
+    /// Utilization under which an edge takes a stream's viewers whatever the average.
+    pub pack_below_utilization: f64,
     /// Timeout of ordinary origin requests.
     pub origin_timeout: Duration,
     /// Timeout of blocking playlist reloads.
     pub blocking_timeout: Duration,
     /// Largest playlist accepted from the origin.
     pub max_playlist_bytes: u64,
+    /// Most URIs a playlist from the origin may hold.
+    pub max_playlist_uris: usize,
     /// Lifetime of signed segment URLs.
     pub token_ttl: Duration,
     /// Lifetime of a viewer session.
@@ -300,7 +312,8 @@ impl Config {
         let signing_keys = key_specs
             .iter()
             .map(|spec| {
-                spec.parse()
+                spec.expose()
+                    .parse()
                     .map_err(|e| ConfigError(format!("`signing_keys`: {e}")))
             })
             .collect::<Result<Vec<SigningKey>, _>>()?;
@@ -340,9 +353,13 @@ impl Config {
             no_edge: cli.no_edge.or(file.no_edge).unwrap_or(NoEdge::Origin),
             epsilon: cli.epsilon.or(file.epsilon).unwrap_or(DEFAULT_EPSILON),
             sticky_max_utilization: file.sticky_max_utilization.unwrap_or(0.95),
+            pack_below_utilization: file
+                .pack_below_utilization
+                .unwrap_or(crate::select::DEFAULT_PACK_BELOW_UTILIZATION),
             origin_timeout: ms(file.origin_timeout_ms, DEFAULT_ORIGIN_TIMEOUT),
             blocking_timeout: ms(file.blocking_timeout_ms, DEFAULT_BLOCKING_TIMEOUT),
             max_playlist_bytes: file.max_playlist_bytes.unwrap_or(DEFAULT_MAX_PLAYLIST_BYTES),
+            max_playlist_uris: file.max_playlist_uris.unwrap_or(DEFAULT_MAX_PLAYLIST_URIS),
             token_ttl: secs(file.token_ttl_secs, DEFAULT_TOKEN_TTL),
             session_max_age: secs(file.session_max_age_secs, DEFAULT_SESSION_MAX_AGE),
             vod_cache: secs(file.vod_cache_secs, DEFAULT_VOD_TTL),
@@ -355,7 +372,7 @@ impl Config {
     /// Checks every value, naming the key at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |msg: &str| Err(ConfigError(msg.to_owned()));
-        if self.fleet_token.len() < 16 {
+        if self.fleet_token.expose().len() < 16 {
             return fail("`fleet_token` must be at least 16 characters");
         }
         if !(self.epsilon > 0.0 && self.epsilon <= 10.0) {
@@ -364,8 +381,14 @@ impl Config {
         if !(self.sticky_max_utilization > 0.0 && self.sticky_max_utilization <= 1.0) {
             return fail("`sticky_max_utilization` must be in (0, 1]");
         }
+        if !(0.0..=1.0).contains(&self.pack_below_utilization) {
+            return fail("`pack_below_utilization` must be within 0 and 1");
+        }
         if self.max_playlist_bytes == 0 {
             return fail("`max_playlist_bytes` must be > 0");
+        }
+        if self.max_playlist_uris == 0 {
+            return fail("`max_playlist_uris` must be > 0");
         }
         if self.origin_timeout.is_zero() || self.blocking_timeout < self.origin_timeout {
             return fail("`origin_timeout_ms` must be > 0 and `blocking_timeout_ms` at least as long");
@@ -426,5 +449,38 @@ impl Config {
             return fail("`origin_public_url` is required with `no_edge = \"origin\"` and a non-HTTP origin");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_fleet_token_or_keys() {
+        let cli = Cli::parse_from([
+            "hlscdn-router",
+            "--origin",
+            "http://127.0.0.1:9",
+            "--fleet-token",
+            "fleet-secret-debug-0123",
+            "--signing-key",
+            "k1:signing-secret-debug-0123",
+        ]);
+        let shown = format!("{cli:?}");
+        assert!(!shown.contains("secret-debug"), "{shown}");
+        let config = Config::merge(cli, FileConfig::default()).expect("valid");
+        assert_eq!(config.fleet_token.expose(), "fleet-secret-debug-0123");
+        assert_eq!(config.signing_keys.len(), 1);
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("secret-debug"), "{shown}");
+        let file: FileConfig = toml::from_str(
+            "fleet_token = \"fleet-secret-debug-0123\"\nsigning_keys = [\"k1:signing-secret-debug-0123\"]",
+        )
+        .expect("toml");
+        assert!(!format!("{file:?}").contains("secret-debug"));
+        let state = crate::state(&config, "http://127.0.0.1:8080").expect("state");
+        let shown = format!("{state:?}");
+        assert!(!shown.contains("secret-debug"), "{shown}");
     }
 }

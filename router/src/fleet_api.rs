@@ -13,12 +13,13 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::Stream;
+use origin_store::secret::Secret;
 use router_api::fleet::{Ad, Capacity, EdgeSnapshot, EdgeView, EdgesView, FleetSnapshot, Load};
 use serde::Deserialize;
 use tokio::sync::broadcast;
@@ -80,7 +81,7 @@ pub struct FleetSettings {
     /// Seed routers.
     pub seeds: Vec<String>,
     /// The fleet secret.
-    pub fleet_token: String,
+    pub fleet_token: Secret,
     /// Configured edges (always fresh).
     pub static_edges: Vec<EdgeSnapshot>,
     /// Selection policy.
@@ -254,7 +255,7 @@ impl Fleet {
         let response = self
             .http
             .get(format!("{peer}/api/v1/edges"))
-            .bearer_auth(&self.settings.fleet_token)
+            .bearer_auth(self.settings.fleet_token.expose())
             .send()
             .await?
             .error_for_status()?;
@@ -293,7 +294,7 @@ impl Fleet {
                 let announce = self
                     .http
                     .post(format!("{peer}/api/v1/routers"))
-                    .bearer_auth(&self.settings.fleet_token)
+                    .bearer_auth(self.settings.fleet_token.expose())
                     .json(self.me())
                     .send()
                     .await;
@@ -329,7 +330,7 @@ impl Fleet {
                 let sent = fleet
                     .http
                     .post(format!("{target}/api/v1/ads"))
-                    .bearer_auth(&fleet.settings.fleet_token)
+                    .bearer_auth(fleet.settings.fleet_token.expose())
                     .header(FORWARDED_BY, &fleet.settings.me.id)
                     .header(header::CONTENT_TYPE, "application/json")
                     .body(body)
@@ -495,7 +496,7 @@ impl Fleet {
             .is_some_and(|t| {
                 origin_store::http::constant_time_eq(
                     t.trim().as_bytes(),
-                    self.settings.fleet_token.as_bytes(),
+                    self.settings.fleet_token.expose().as_bytes(),
                 )
             })
     }
@@ -548,7 +549,12 @@ pub fn routes(fleet: Arc<Fleet>) -> Router {
             post(receive_ad).layer(DefaultBodyLimit::max(MAX_AD_BYTES)),
         )
         .route("/api/v1/edges", get(list_edges))
-        .route("/api/v1/routers", get(list_routers).post(announce))
+        .route(
+            "/api/v1/routers",
+            get(list_routers)
+                .post(announce)
+                .layer(DefaultBodyLimit::max(MAX_AD_BYTES)),
+        )
         .route("/api/v1/events", get(events))
         .route("/api/v1/scale", get(scale))
         .with_state(fleet)
@@ -563,16 +569,58 @@ fn refuse(status: StatusCode, reason: impl Into<String>) -> Response {
     response
 }
 
-async fn receive_ad(State(fleet): State<Arc<Fleet>>, headers: HeaderMap, body: Bytes) -> Response {
-    if !fleet.authorized(&headers) {
-        metrics::ad_received("unauthorized");
-        let mut response = refuse(StatusCode::UNAUTHORIZED, "missing or invalid fleet token");
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer"),
+/// The answer to a fleet call without the fleet token. The body is not
+/// read, so the connection is not reused.
+fn unauthorized() -> Response {
+    let mut response = refuse(StatusCode::UNAUTHORIZED, "missing or invalid fleet token");
+    let headers = response.headers_mut();
+    headers.insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    headers.insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    response
+}
+
+/// Reads the body of an authorized fleet call: at most [`MAX_AD_BYTES`],
+/// refused with 413 at once when `Content-Length` announces more.
+async fn read_body(request: Request) -> Result<Bytes, Response> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_AD_BYTES as u64) {
+        let mut response = refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body larger than {MAX_AD_BYTES} bytes"),
         );
-        return response;
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        return Err(response);
     }
+    Bytes::from_request(request, &())
+        .await
+        .map_err(IntoResponse::into_response)
+}
+
+// The token is checked before the body is read: a caller without it cannot
+// make the router wait for (or buffer) a body.
+async fn receive_ad(State(fleet): State<Arc<Fleet>>, request: Request) -> Response {
+    if !fleet.authorized(request.headers()) {
+        metrics::ad_received("unauthorized");
+        return unauthorized();
+    }
+    let from = request
+        .headers()
+        .get(FORWARDED_BY)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = match read_body(request).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
     let ad: Ad = match serde_json::from_slice(&body) {
         Ok(ad) => ad,
         Err(error) => {
@@ -587,10 +635,6 @@ async fn receive_ad(State(fleet): State<Arc<Fleet>>, headers: HeaderMap, body: B
     match fleet.apply(ad, Duration::ZERO) {
         Applied::Stored => {
             metrics::ad_received("stored");
-            let from = headers
-                .get(FORWARDED_BY)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
             fleet.forward(body, from);
             axum::Json(serde_json::json!({ "stored": true })).into_response()
         }
@@ -613,10 +657,14 @@ async fn list_routers(State(fleet): State<Arc<Fleet>>) -> Response {
     axum::Json(lock(&fleet.peers).view()).into_response()
 }
 
-async fn announce(State(fleet): State<Arc<Fleet>>, headers: HeaderMap, body: Bytes) -> Response {
-    if !fleet.authorized(&headers) {
-        return refuse(StatusCode::UNAUTHORIZED, "missing or invalid fleet token");
+async fn announce(State(fleet): State<Arc<Fleet>>, request: Request) -> Response {
+    if !fleet.authorized(request.headers()) {
+        return unauthorized();
     }
+    let body = match read_body(request).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
     let Ok(info) = serde_json::from_slice::<RouterInfo>(&body) else {
         return refuse(StatusCode::BAD_REQUEST, "expected {\"id\": ..., \"url\": ...}");
     };

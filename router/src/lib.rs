@@ -75,12 +75,14 @@ pub fn state(config: &config::Config, public_url: &str) -> anyhow::Result<http::
         origin_timeout: config.origin_timeout,
         blocking_timeout: config.blocking_timeout,
         max_playlist_bytes: config.max_playlist_bytes,
+        max_playlist_uris: config.max_playlist_uris,
         vod_cache: config.vod_cache,
         master_cache: config.master_cache,
     };
     let policy = select::Policy {
         epsilon: config.epsilon,
         sticky_max_utilization: config.sticky_max_utilization,
+        pack_below_utilization: config.pack_below_utilization,
     };
     let signing = if config.signing_keys.is_empty() {
         None
@@ -115,7 +117,7 @@ pub fn state(config: &config::Config, public_url: &str) -> anyhow::Result<http::
         fleet,
         groups,
         signing,
-        sessions: SessionKey::new(config.fleet_token.as_bytes()),
+        sessions: SessionKey::new(config.fleet_token.expose().as_bytes()),
         token_ttl: config.token_ttl,
         session_max_age: config.session_max_age,
         no_edge: config.no_edge,

@@ -72,6 +72,8 @@ pub struct Limits {
     pub blocking_timeout: Duration,
     /// Largest playlist accepted.
     pub max_playlist_bytes: u64,
+    /// Most URIs a playlist may hold.
+    pub max_playlist_uris: usize,
     /// Lifetime of ended playlists.
     pub vod_cache: Duration,
     /// Lifetime of multivariant playlists.
@@ -172,7 +174,7 @@ impl Playlists {
             playlist_key: key.as_str(),
             origin_bases: &self.origin_bases,
         };
-        let template = rewrite::scan(body, &options)
+        let template = rewrite::scan_bounded(body, &options, self.limits.max_playlist_uris)
             .map_err(|e| Error::BadGateway(format!("origin sent an unusable playlist: {e}")))?;
         for variant in template.variants() {
             if let (Some(key), Some(bandwidth)) = (&variant.key, variant.bandwidth) {

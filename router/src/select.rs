@@ -16,7 +16,9 @@
 //! 3. **Bounded load**: the first edge in that order whose load (reported plus
 //!    assigned) is at most `(1 + ε) × average utilization × its capacity` wins,
 //!    where the average is over the candidates and counts the new viewer. The
-//!    ceiling is capped at full capacity while the fleet has capacity left,
+//!    ceiling is raised to [`Policy::pack_below_utilization`] (so a lightly
+//!    loaded fleet keeps each stream on its first edge, caches hot), is
+//!    capped at full capacity while the fleet has capacity left,
 //!    and is the average itself once it has none.
 //! 4. **Stickiness** comes first: the session's edge is kept while it is a
 //!    candidate and its utilization with the viewer stays at most
@@ -50,13 +52,23 @@ pub struct Policy {
     /// A viewer stays on its session's edge while that edge's utilization,
     /// counting the viewer, is at most this (default 0.95; > 0).
     pub sticky_max_utilization: f64,
+    /// Below this utilization an edge takes a stream's viewers whatever the
+    /// fleet's average (default 0.3; 0 to 1): a lightly loaded fleet keeps each
+    /// stream packed on its first edge, so caches stay hot and the origin sends
+    /// each segment once; bounded load spreads streams only once edges carry
+    /// real load.
+    pub pack_below_utilization: f64,
 }
+
+/// Default utilization under which streams stay packed on their first edge.
+pub const DEFAULT_PACK_BELOW_UTILIZATION: f64 = 0.3;
 
 impl Default for Policy {
     fn default() -> Self {
         Policy {
             epsilon: DEFAULT_EPSILON,
             sticky_max_utilization: DEFAULT_STICKY_MAX_UTILIZATION,
+            pack_below_utilization: DEFAULT_PACK_BELOW_UTILIZATION,
         }
     }
 }
@@ -70,6 +82,9 @@ pub enum PolicyError {
     /// The sticky cap is not a finite number > 0.
     #[error("`sticky_max_utilization` must be a finite number > 0 (got {0})")]
     StickyMaxUtilization(f64),
+    /// The packing floor is not within 0 to 1.
+    #[error("`pack_below_utilization` must be within 0 and 1 (got {0})")]
+    PackBelow(f64),
 }
 
 impl Policy {
@@ -81,6 +96,9 @@ impl Policy {
         }
         if !sticky_max_ok(self.sticky_max_utilization) {
             return Err(PolicyError::StickyMaxUtilization(self.sticky_max_utilization));
+        }
+        if !pack_below_ok(self.pack_below_utilization) {
+            return Err(PolicyError::PackBelow(self.pack_below_utilization));
         }
         Ok(())
     }
@@ -98,12 +116,21 @@ impl Policy {
             } else {
                 default.sticky_max_utilization
             },
+            pack_below_utilization: if pack_below_ok(self.pack_below_utilization) {
+                self.pack_below_utilization
+            } else {
+                default.pack_below_utilization
+            },
         }
     }
 }
 
 fn epsilon_ok(epsilon: f64) -> bool {
     epsilon.is_finite() && epsilon >= 0.0
+}
+
+fn pack_below_ok(floor: f64) -> bool {
+    (0.0..=1.0).contains(&floor)
 }
 
 fn sticky_max_ok(cap: f64) -> bool {
@@ -210,12 +237,13 @@ struct Pool<'a> {
     ceiling: f64,
 }
 
-/// The bounded-load ceiling, as a utilization: `(1 + ε) × average`, but not
+/// The bounded-load ceiling, as a utilization: `(1 + ε) × average`, raised to
+/// the packing floor (a lightly loaded fleet keeps streams together), but not
 /// above 1 (full capacity) while the fleet has capacity left, and never below
 /// the average itself once it has none. The least utilized edge is always at
 /// or below the average, so some edge is always within the ceiling.
-fn ceiling(average: f64, epsilon: f64) -> f64 {
-    ((1.0 + epsilon) * average).min(1.0).max(average)
+fn ceiling(average: f64, epsilon: f64, pack_below: f64) -> f64 {
+    ((1.0 + epsilon) * average).max(pack_below).min(1.0).max(average)
 }
 
 /// What happened to the session's edge.
@@ -478,7 +506,7 @@ impl Selector {
             group_fallback,
             count: totals.count,
             average,
-            ceiling: ceiling(average, self.policy.epsilon),
+            ceiling: ceiling(average, self.policy.epsilon, self.policy.pack_below_utilization),
         }
     }
 

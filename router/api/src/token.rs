@@ -701,6 +701,23 @@ mod tests {
             prop_assert_eq!(r.verify(&exact, &format!("{prefix}x"), now), Err(TokenError::PathNotCovered));
         }
 
+        /// The other half of "accepts exactly what it signed": a token of
+        /// the right shape that the ring did not sign (any acl, expiry and
+        /// 64 hex digits) is never accepted, for any path it could cover.
+        #[test]
+        fn accepts_nothing_it_did_not_sign(
+            exp in NOW..u64::MAX,
+            acl in "/[a-z0-9/]{0,12}\\*?",
+            kid in prop_oneof![Just("k1".to_owned()), "[a-z0-9]{1,4}"],
+            hmac in "[0-9a-f]{64}",
+        ) {
+            let r = ring();
+            let forged = format!("exp={exp}~acl={acl}~kid={kid}~hmac={hmac}");
+            prop_assume!(forged != r.sign(&acl, exp));
+            let path = acl.strip_suffix('*').map_or(acl.clone(), |p| format!("{p}x"));
+            prop_assert!(r.verify(&forged, &path, NOW - 1).is_err());
+        }
+
         #[test]
         fn rejects_after_expiry(exp in 0u64..u64::MAX / 2, late in 0u64..1_000_000) {
             let r = ring();

@@ -78,6 +78,14 @@ pub enum RewriteError {
         /// The byte.
         byte: u8,
     },
+    /// More URIs than the caller allows ([`scan_bounded`]): every URI costs
+    /// memory in the template and bytes in each rendering, far more than its
+    /// bytes in the input.
+    #[error("the playlist has more than {limit} URIs")]
+    TooManyUris {
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// Multivariant (master) or media playlist.
@@ -343,7 +351,19 @@ impl fmt::Debug for Template {
 /// playlist: empty, not starting with `#EXTM3U` (a UTF-8 BOM before it is
 /// fine), or holding control bytes (binary data). Never panics.
 pub fn scan(playlist: Bytes, options: &ScanOptions<'_>) -> Result<Template, RewriteError> {
-    scan::scan(playlist, options)
+    scan::scan(playlist, options, usize::MAX)
+}
+
+/// [`scan`], refusing a playlist with more than `max_uris` URI slots with
+/// [`RewriteError::TooManyUris`] as soon as the scan finds one too many, so
+/// that a playlist of tiny URIs cannot make a template (and renderings)
+/// many times larger than its body.
+pub fn scan_bounded(
+    playlist: Bytes,
+    options: &ScanOptions<'_>,
+    max_uris: usize,
+) -> Result<Template, RewriteError> {
+    scan::scan(playlist, options, max_uris)
 }
 
 /// What one response is rendered with.
@@ -573,6 +593,33 @@ mod tests {
         media_query: Some("tok=1"),
         playlist_query: "s=S",
     };
+
+    #[test]
+    fn scan_bounded_counts_uris_not_bytes() {
+        let bases: Vec<String> = Vec::new();
+        let options = ScanOptions {
+            playlist_key: "live/x/index.m3u8",
+            origin_bases: &bases,
+        };
+        let dense = |n: usize| {
+            let mut body = String::from("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MAP:URI=\"i.mp4\"\n");
+            for _ in 1..n {
+                body.push_str("s\n");
+            }
+            Bytes::from(body)
+        };
+        // Three URIs (the map and two segments) pass a limit of three.
+        let t = scan_bounded(dense(3), &options, 3).expect("within the limit");
+        assert_eq!(t.slots().len(), 3);
+        assert_eq!(
+            scan_bounded(dense(4), &options, 3).err(),
+            Some(RewriteError::TooManyUris { limit: 3 })
+        );
+        // 100 000 two-byte URI lines: refused, however small the body.
+        let err = scan_bounded(dense(100_000), &options, 1000).err();
+        assert_eq!(err, Some(RewriteError::TooManyUris { limit: 1000 }));
+        assert!(scan(dense(100_000), &options).is_ok(), "scan itself has no limit");
+    }
 
     #[test]
     fn multivariant() {

@@ -89,7 +89,11 @@ struct Scanner<'a> {
     part_target: Option<f64>,
 }
 
-pub(super) fn scan(playlist: Bytes, options: &ScanOptions<'_>) -> Result<Template, RewriteError> {
+pub(super) fn scan(
+    playlist: Bytes,
+    options: &ScanOptions<'_>,
+    max_uris: usize,
+) -> Result<Template, RewriteError> {
     let body = playlist.clone();
     let src: &[u8] = &body;
     let start = if src.starts_with(BOM) { BOM.len() } else { 0 };
@@ -114,6 +118,9 @@ pub(super) fn scan(playlist: Bytes, options: &ScanOptions<'_>) -> Result<Templat
     while pos < src.len() {
         let (content_end, next) = line_end(src, pos);
         scanner.line(pos, content_end);
+        if scanner.slots.len() > max_uris {
+            return Err(RewriteError::TooManyUris { limit: max_uris });
+        }
         pos = next;
     }
     Ok(scanner.finish(playlist))

@@ -513,6 +513,7 @@ fn policy_validation() {
     let bad = Policy {
         epsilon: -0.1,
         sticky_max_utilization: f64::NAN,
+        pack_below_utilization: 2.0,
     };
     assert_eq!(bad.validate(), Err(PolicyError::Epsilon(-0.1)));
     assert!(
@@ -530,13 +531,15 @@ fn policy_validation() {
         Policy {
             epsilon: 0.0,
             sticky_max_utilization: 2.0,
+            pack_below_utilization: 0.0,
         },
     );
     assert_eq!(
         *sel.policy(),
         Policy {
             epsilon: 0.0,
-            sticky_max_utilization: 2.0
+            sticky_max_utilization: 2.0,
+            pack_below_utilization: 0.0,
         }
     );
 }
@@ -791,7 +794,9 @@ proptest! {
             let total_load: f64 = edges.iter().zip(&assigned).map(|(e, a)| (e.load_bps + a) as f64).sum::<f64>() + bw as f64;
             let average = total_load / total_cap;
             let load_before = (edges[i].load_bps + assigned[i]) as f64;
-            let bound = (1.0 + epsilon) * average * edges[i].capacity_bps as f64;
+            // (1 + ε) × average, or the packing floor while the fleet is light.
+            let pack = Policy::default().pack_below_utilization;
+            let bound = ((1.0 + epsilon) * average).max(pack.min(1.0)) * edges[i].capacity_bps as f64;
             prop_assert!(load_before <= bound * (1.0 + 1e-9), "edge {} at {} over bound {}", i, load_before, bound);
             if average <= 1.0 {
                 prop_assert!(load_before <= edges[i].capacity_bps as f64 * (1.0 + 1e-9), "full edge {} chosen", i);
@@ -801,12 +806,14 @@ proptest! {
         }
         // The stream's spread only grows with its viewers.
         prop_assert!(spread.windows(2).all(|w| w[0] <= w[1]));
-        // Every edge that took viewers ends within (1 + ε) × the final average, plus one viewer.
+        // Every edge that took viewers ends within (1 + ε) × the final average
+        // (or the packing floor), plus one viewer.
         let total_load: f64 = edges.iter().zip(&assigned).map(|(e, a)| (e.load_bps + a) as f64).sum();
         let average = total_load / total_cap;
+        let pack = Policy::default().pack_below_utilization;
         for (e, &a) in edges.iter().zip(&assigned) {
             if a > 0 {
-                let limit = (1.0 + epsilon) * average * e.capacity_bps as f64 + bw as f64;
+                let limit = ((1.0 + epsilon) * average).max(pack) * e.capacity_bps as f64 + bw as f64;
                 prop_assert!((e.load_bps + a) as f64 <= limit * (1.0 + 1e-9));
             }
         }
