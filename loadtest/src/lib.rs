@@ -1,9 +1,43 @@
-//! hls-cdn load tester: simulated players and routing-policy simulator.
+//! hls-cdn load tester: simulated HLS players against a real cluster, and a
+//! routing-policy simulator at internet scale that runs the router's own
+//! selection code.
 //!
-//! This crate is a placeholder in the workspace layout of `DESIGN.md`; it
-//! gains its code in a later release.
+//! `hlscdn-loadtest players` starts viewers that behave like HLS players
+//! (multivariant playlist from a router, a rendition, media playlist reloads,
+//! segments from the edges, a playback buffer drained in real time) and
+//! reports latency, errors, startup, stalls, per-edge load and what the edge
+//! caches saved the origin. `hlscdn-loadtest simulate` compares round robin,
+//! least-loaded, weighted random, consistent hashing and `router::select` on
+//! one simulated world of edges, streams and viewers. `docs/LOADTEST.md`
+//! describes both for operators.
+//!
+//! # Layout
+//!
+//! - [`player`]: the model of one player, events in, fetches out, with an injected clock. Pure.
+//! - [`hls`]: playlists read as a player reads them (`m3u8-rs`). Pure.
+//! - [`zipf`]: Zipf popularity with the random source as an argument. Pure.
+//! - [`stats`]: HDR latency histograms, request, edge and session tallies. Pure.
+//! - [`prom`]: Prometheus text format, enough for before/after deltas. Pure.
+//! - [`report`]: the `players` report: figures, cache deltas, the final table. Pure.
+//! - [`driver`]: the I/O of `players`: tokio, one pooled `reqwest` client, scrapes, progress line.
+//! - [`sim`]: `simulate`: the world, the policies, the engine, the comparison. Pure, seeded.
+//! - [`svg`], [`html`]: self-contained HTML reports with inline SVG charts. Pure.
+//! - [`cli`]: the command line and what each subcommand does.
+//! - [`error`]: the error type.
 
 #![forbid(unsafe_code)]
 
-/// What the binary says when run before the crate has its code.
-pub const STATUS: &str = "not implemented in this release";
+pub mod cli;
+pub mod driver;
+pub mod error;
+pub mod hls;
+pub mod html;
+pub mod player;
+pub mod prom;
+pub mod report;
+pub mod sim;
+pub mod stats;
+pub mod svg;
+pub mod zipf;
+
+pub use error::{Error, Result};

@@ -1,0 +1,189 @@
+//! Reading playlists as a player does (with `m3u8-rs`), into the few facts
+//! the player model needs. Pure.
+
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// One variant of a multivariant playlist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variant {
+    /// Its URI as written (relative to the multivariant playlist).
+    pub uri: String,
+    /// `BANDWIDTH`, bits per second.
+    pub bandwidth: u64,
+    /// A short name: the URI's directory (`240p` for `240p/index.m3u8?s=…`).
+    pub name: String,
+}
+
+/// What a player reads from a multivariant playlist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasterInfo {
+    /// The variants (I-frame playlists left out), by increasing bandwidth.
+    pub variants: Vec<Variant>,
+}
+
+/// One media segment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    /// Media sequence number.
+    pub msn: u64,
+    /// URI as written (absolute on an edge when the playlist comes from a router).
+    pub uri: String,
+    /// `EXTINF` duration, seconds.
+    pub duration: f64,
+}
+
+/// What a player reads from a media playlist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaInfo {
+    /// `EXT-X-TARGETDURATION`, seconds.
+    pub target_duration: f64,
+    /// `EXT-X-MEDIA-SEQUENCE`.
+    pub media_sequence: u64,
+    /// The segments, in order.
+    pub segments: Vec<Segment>,
+    /// `EXT-X-ENDLIST` is present: no more segments will come.
+    pub ended: bool,
+}
+
+impl MediaInfo {
+    /// The media sequence number after the last segment.
+    pub fn end_msn(&self) -> u64 {
+        self.media_sequence + self.segments.len() as u64
+    }
+}
+
+/// Reads a multivariant playlist.
+pub fn parse_master(body: &[u8]) -> Result<MasterInfo> {
+    let master = m3u8_rs::parse_master_playlist_res(body).map_err(|e| Error::BadBody {
+        what: "multivariant playlist".into(),
+        reason: short(&format!("{e:?}")),
+    })?;
+    let mut variants: Vec<Variant> = master
+        .variants
+        .into_iter()
+        .filter(|v| !v.is_i_frame)
+        .map(|v| Variant {
+            name: rendition_name(&v.uri),
+            uri: v.uri,
+            bandwidth: v.bandwidth,
+        })
+        .collect();
+    if variants.is_empty() {
+        return Err(Error::BadBody {
+            what: "multivariant playlist".into(),
+            reason: "no variant".into(),
+        });
+    }
+    variants.sort_by_key(|v| v.bandwidth);
+    Ok(MasterInfo { variants })
+}
+
+/// Reads a media playlist.
+pub fn parse_media(body: &[u8]) -> Result<MediaInfo> {
+    let media = m3u8_rs::parse_media_playlist_res(body).map_err(|e| Error::BadBody {
+        what: "media playlist".into(),
+        reason: short(&format!("{e:?}")),
+    })?;
+    let segments = media
+        .segments
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| Segment {
+            msn: media.media_sequence + i as u64,
+            uri: s.uri,
+            duration: f64::from(s.duration),
+        })
+        .collect();
+    Ok(MediaInfo {
+        target_duration: media.target_duration as f64,
+        media_sequence: media.media_sequence,
+        segments,
+        ended: media.end_list,
+    })
+}
+
+/// The rendition name of a variant URI: its first directory
+/// (`240p/index.m3u8?s=…` → `240p`), or the file name without its query.
+pub fn rendition_name(uri: &str) -> String {
+    let path = uri.split(['?', '#']).next().unwrap_or(uri);
+    let path = path.rsplit_once("://").map_or(path, |(_, rest)| rest);
+    let mut parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    if parts.len() >= 2 {
+        parts.pop();
+        parts.last().map_or_else(String::new, |p| (*p).to_owned())
+    } else {
+        parts.first().map_or_else(String::new, |p| (*p).to_owned())
+    }
+}
+
+/// The edge a URL points at, as `host:port` (the port is always written).
+pub fn edge_of(url: &Url) -> String {
+    let host = url.host_str().unwrap_or("");
+    match url.port_or_known_default() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
+/// A URL's path, the cache identity of a segment (query and fragment dropped).
+pub fn object_of(url: &Url) -> &str {
+    url.path()
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(120).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MASTER: &str = "#EXTM3U\n#EXT-X-VERSION:3\n\
+#EXT-X-STREAM-INF:BANDWIDTH=775000,RESOLUTION=854x480\n480p/index.m3u8?s=abc\n\
+#EXT-X-STREAM-INF:BANDWIDTH=276000,RESOLUTION=426x240\n240p/index.m3u8?s=abc\n\
+#EXT-X-STREAM-INF:BANDWIDTH=507000,RESOLUTION=640x360\n360p/index.m3u8?s=abc\n";
+
+    const LIVE: &str = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:7\n\
+#EXTINF:2,\nhttp://127.0.0.1:9001/live/demo-1/240p/seg-7.ts\n\
+#EXTINF:2,\nhttp://127.0.0.1:9001/live/demo-1/240p/seg-8.ts\n\
+#EXTINF:1.5,\nhttp://127.0.0.1:9001/live/demo-1/240p/seg-9.ts\n";
+
+    #[test]
+    fn master_variants_sorted_by_bandwidth_with_names() {
+        let m = parse_master(MASTER.as_bytes()).expect("master");
+        let names: Vec<&str> = m.variants.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["240p", "360p", "480p"]);
+        assert_eq!(m.variants[0].bandwidth, 276_000);
+        assert_eq!(m.variants[0].uri, "240p/index.m3u8?s=abc");
+        assert!(parse_master(b"#EXTM3U\n").is_err());
+        assert!(parse_master(b"not a playlist").is_err());
+    }
+
+    #[test]
+    fn media_segments_are_numbered() {
+        let m = parse_media(LIVE.as_bytes()).expect("media");
+        assert_eq!(m.target_duration, 2.0);
+        assert_eq!(m.media_sequence, 7);
+        assert!(!m.ended);
+        assert_eq!(m.end_msn(), 10);
+        assert_eq!(m.segments[2].msn, 9);
+        assert_eq!(m.segments[2].duration, 1.5);
+        let vod = format!("{LIVE}#EXT-X-ENDLIST\n");
+        assert!(parse_media(vod.as_bytes()).expect("vod").ended);
+    }
+
+    #[test]
+    fn names_edges_and_objects() {
+        assert_eq!(rendition_name("240p/index.m3u8?s=x"), "240p");
+        assert_eq!(rendition_name("a/b/720p/index.m3u8"), "720p");
+        assert_eq!(rendition_name("low.m3u8?x"), "low.m3u8");
+        assert_eq!(rendition_name("http://h:1/x/hi/index.m3u8"), "hi");
+        let u = Url::parse("http://127.0.0.1:9001/live/x/seg-1.ts?hdnts=abc").expect("url");
+        assert_eq!(edge_of(&u), "127.0.0.1:9001");
+        assert_eq!(object_of(&u), "/live/x/seg-1.ts");
+        let u = Url::parse("http://cdn.example/seg.ts").expect("url");
+        assert_eq!(edge_of(&u), "cdn.example:80");
+    }
+}

@@ -1,0 +1,500 @@
+//! The player against scripted playlists, on a made-up clock.
+
+use super::*;
+use crate::hls::Segment;
+use proptest::prelude::*;
+
+const SEG: f64 = 2.0;
+
+fn variant(name: &str, bandwidth: u64) -> Variant {
+    Variant {
+        uri: format!("{name}/index.m3u8?s=tok"),
+        bandwidth,
+        name: name.into(),
+    }
+}
+
+fn master() -> MasterInfo {
+    MasterInfo {
+        variants: vec![
+            variant("240p", 276_000),
+            variant("360p", 507_000),
+            variant("480p", 775_000),
+        ],
+    }
+}
+
+/// A live playlist whose newest segment is `newest`, with a window of 6.
+fn live(newest: u64) -> MediaInfo {
+    let first = newest.saturating_sub(5);
+    MediaInfo {
+        target_duration: SEG,
+        media_sequence: first,
+        segments: (first..=newest)
+            .map(|msn| Segment {
+                msn,
+                uri: format!("http://edge:9001/live/x/seg-{msn}.ts"),
+                duration: SEG,
+            })
+            .collect(),
+        ended: false,
+    }
+}
+
+fn vod(count: u64) -> MediaInfo {
+    MediaInfo {
+        ended: true,
+        media_sequence: 0,
+        ..live(count - 1)
+    }
+    .with_first(0)
+}
+
+impl MediaInfo {
+    fn with_first(mut self, first: u64) -> MediaInfo {
+        let last = self.segments.last().map_or(first, |s| s.msn);
+        self.media_sequence = first;
+        self.segments = (first..=last)
+            .map(|msn| Segment {
+                msn,
+                uri: format!("http://edge:9001/vod/x/seg-{msn}.ts"),
+                duration: SEG,
+            })
+            .collect();
+        self
+    }
+}
+
+type MediaScript = Box<dyn Fn(f64) -> Result<MediaInfo, Failure>>;
+type SegmentScript = Box<dyn Fn(f64, u64) -> Result<Downloaded, Failure>>;
+
+/// A scripted cluster: what a playlist or segment request returns at time
+/// `t` (seconds since the start), and how long each takes.
+struct Script {
+    master: Box<dyn Fn(f64) -> Result<MasterInfo, Failure>>,
+    media: MediaScript,
+    segment: SegmentScript,
+    playlist_latency: f64,
+    segment_latency: f64,
+}
+
+impl Script {
+    fn live(newest_at: impl Fn(f64) -> u64 + 'static) -> Script {
+        Script {
+            master: Box::new(|_| Ok(master())),
+            media: Box::new(move |t| Ok(live(newest_at(t)))),
+            segment: Box::new(|_, _| {
+                Ok(Downloaded {
+                    bytes: 100_000,
+                    elapsed: Duration::from_millis(100),
+                })
+            }),
+            playlist_latency: 0.05,
+            segment_latency: 0.1,
+        }
+    }
+}
+
+/// The publisher: segment `5 + n` appears at `2n` seconds.
+fn publisher(t: f64) -> u64 {
+    5 + (t / SEG).floor() as u64
+}
+
+#[derive(Debug)]
+enum Done {
+    Master,
+    Media(Url, Instant),
+    Segment(u64),
+    Tick,
+}
+
+struct Run {
+    stats: PlayerStats,
+    /// `(kind, seconds)` of every fetch, at the time it was asked for.
+    fetches: Vec<(FetchKind, f64)>,
+    ended_at: Option<f64>,
+    gave_up: bool,
+}
+
+fn run(script: &Script, config: PlayerConfig, until: f64) -> Run {
+    let t0 = Instant::now();
+    let at = |s: f64| t0 + Duration::from_secs_f64(s);
+    let since = |i: Instant| i.duration_since(t0).as_secs_f64();
+    let url = Url::parse("http://router:8080/live/x/master.m3u8").expect("url");
+    let (mut player, actions) = Player::new(url, config, t0);
+    let mut pending: Vec<(Instant, usize, Done)> = Vec::new();
+    let mut seq = 0;
+    let mut result = Run {
+        stats: PlayerStats::default(),
+        fetches: Vec::new(),
+        ended_at: None,
+        gave_up: false,
+    };
+    let schedule = |actions: Vec<Action>,
+                    pending: &mut Vec<(Instant, usize, Done)>,
+                    seq: &mut usize,
+                    result: &mut Run,
+                    now: Instant| {
+        for action in actions {
+            match action {
+                Action::Fetch(f) => {
+                    result.fetches.push((f.kind, since(f.at)));
+                    let (latency, done) = match f.kind {
+                        FetchKind::Master => (script.playlist_latency, Done::Master),
+                        FetchKind::Media => (script.playlist_latency, Done::Media(f.url, f.at)),
+                        FetchKind::Segment { msn } => (script.segment_latency, Done::Segment(msn)),
+                    };
+                    *seq += 1;
+                    pending.push((f.at + Duration::from_secs_f64(latency), *seq, done));
+                }
+                Action::Ended => result.ended_at = Some(since(now)),
+                Action::GaveUp => result.gave_up = true,
+            }
+        }
+    };
+    schedule(actions, &mut pending, &mut seq, &mut result, t0);
+    loop {
+        if let Some(deadline) = player.deadline().map(|d| d + Duration::from_micros(1))
+            && !pending
+                .iter()
+                .any(|p| matches!(p.2, Done::Tick) && p.0 == deadline)
+        {
+            seq += 1;
+            pending.push((deadline, seq, Done::Tick));
+        }
+        pending.sort_by_key(|p| (p.0, p.1));
+        if pending.is_empty() || pending[0].0 > at(until) {
+            break;
+        }
+        let (now, _, done) = pending.remove(0);
+        let t = since(now);
+        let actions = match done {
+            Done::Master => player.on_master(now, (script.master)(t)),
+            Done::Media(url, requested) => {
+                let body = (script.media)(since(requested));
+                player.on_media(now, &url, requested, body)
+            }
+            Done::Segment(msn) => player.on_segment(now, msn, (script.segment)(t, msn)),
+            Done::Tick => player.tick(now),
+        };
+        schedule(actions, &mut pending, &mut seq, &mut result, now);
+    }
+    result.stats = player.finish(at(until));
+    result
+}
+
+fn media_times(run: &Run) -> Vec<f64> {
+    run.fetches
+        .iter()
+        .filter(|(k, _)| *k == FetchKind::Media)
+        .map(|(_, t)| *t)
+        .collect()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-6
+}
+
+fn fixed(name: &str) -> PlayerConfig {
+    PlayerConfig {
+        rendition: Rendition::Fixed(name.into()),
+        ..PlayerConfig::default()
+    }
+}
+
+#[test]
+fn live_sliding_window_starts_three_from_the_edge_and_never_stalls() {
+    let script = Script::live(publisher);
+    let r = run(&script, fixed("360p"), 60.0);
+    // master 0 → 0.05, media 0.05 → 0.10, first segment 0.10 → 0.20: playing.
+    let startup = r.stats.startup.expect("started").as_secs_f64();
+    assert!(close(startup, 0.20), "{startup}");
+    assert_eq!(r.stats.stalls, 0);
+    assert_eq!(r.stats.stall_time, Duration::ZERO);
+    assert_eq!(r.stats.rendition.as_deref(), Some("360p"));
+    // The first segment asked for is 3 from the live edge (newest 5 → 3).
+    let first_segment = r.fetches.iter().find_map(|(k, _)| match k {
+        FetchKind::Segment { msn } => Some(*msn),
+        _ => None,
+    });
+    assert_eq!(first_segment, Some(3));
+    // Reloads one target duration after the previous one began: the
+    // playlist changes every 2 s, so every reload finds it changed.
+    let times = media_times(&r);
+    assert!(times.len() >= 29, "{times:?}");
+    for pair in times.windows(2) {
+        assert!(close(pair[1] - pair[0], SEG), "{times:?}");
+    }
+    // Every segment in order, none twice, none skipped.
+    let msns: Vec<u64> = r
+        .fetches
+        .iter()
+        .filter_map(|(k, _)| match k {
+            FetchKind::Segment { msn } => Some(*msn),
+            _ => None,
+        })
+        .collect();
+    assert!(msns.windows(2).all(|w| w[1] == w[0] + 1), "{msns:?}");
+    assert_eq!(r.stats.segments, msns.len() as u64);
+    // Play time + startup = watch time.
+    let total = r.stats.play_time + r.stats.startup.unwrap_or_default();
+    assert!(close(total.as_secs_f64(), r.stats.watch_time.as_secs_f64()));
+}
+
+#[test]
+fn unchanged_playlist_is_reloaded_after_half_a_target_duration() {
+    // A publisher that stops after 10 s: newest segment 10 from then on.
+    let script = Script::live(|t| publisher(t.min(10.0)));
+    let r = run(&script, fixed("240p"), 30.0);
+    let times = media_times(&r);
+    // Loads at 0.05, 2.05, ..., 10.05 find a new segment each time; 10.05
+    // loads the last change, so the next reload (12.05) finds it unchanged,
+    // and from then on reloads come every second.
+    let changed: Vec<f64> = (0..=6).map(|i| 0.05 + 2.0 * f64::from(i)).collect();
+    for (i, t) in changed.iter().enumerate() {
+        assert!(close(times[i], *t), "{i}: {times:?}");
+    }
+    for pair in times[6..].windows(2) {
+        assert!(close(pair[1] - pair[0], 1.0), "{times:?}");
+    }
+}
+
+#[test]
+fn stalled_origin_counts_one_stall_from_the_moment_the_buffer_ran_dry() {
+    // The publisher freezes from 10 s to 30 s, then goes on where it stopped.
+    let newest = |t: f64| {
+        if t < 10.0 {
+            publisher(t)
+        } else if t < 30.0 {
+            publisher(10.0)
+        } else {
+            publisher(10.0) + 1 + ((t - 30.0) / SEG).floor() as u64
+        }
+    };
+    let script = Script::live(newest);
+    let r = run(&script, fixed("240p"), 60.0);
+    assert_eq!(r.stats.stalls, 1, "{:?}", r.stats);
+    // Playback started at 0.20 with segment 3; the last segment before the
+    // freeze is 10, so 8 segments (16 s) play out at 16.20. The origin
+    // resumes at 30: the reload begun at 30.05 brings segment 11, fetched
+    // from 30.10, done at 30.20 — the stall lasted 30.20 - 16.20 = 14 s.
+    assert!(close(r.stats.stall_time.as_secs_f64(), 14.0), "{:?}", r.stats);
+    assert_eq!(r.stats.resyncs, 0);
+    let watch = r.stats.watch_time.as_secs_f64();
+    let accounted =
+        (r.stats.play_time + r.stats.stall_time + r.stats.startup.unwrap_or_default()).as_secs_f64();
+    assert!(close(watch, accounted), "{watch} vs {accounted}");
+    assert!(close(watch, 60.0));
+}
+
+#[test]
+fn vod_loads_its_playlist_once_and_ends_after_playing_everything() {
+    let script = Script {
+        media: Box::new(|_| Ok(vod(6))),
+        ..Script::live(publisher)
+    };
+    let r = run(&script, fixed("480p"), 40.0);
+    assert_eq!(media_times(&r).len(), 1, "no reloads of an ended playlist");
+    assert_eq!(r.stats.segments, 6);
+    assert_eq!(r.stats.stalls, 0);
+    // Starts at segment 0, playing from 0.20; 12 s of media end at 12.20
+    // (the driver's tick comes a microsecond after the deadline).
+    let ended = r.ended_at.expect("ended");
+    assert!((ended - 12.20).abs() < 1e-5, "{ended}");
+    assert!(close(r.stats.watch_time.as_secs_f64(), 12.20));
+    assert!(close(r.stats.play_time.as_secs_f64(), 12.0));
+}
+
+#[test]
+fn max_buffer_delays_segment_downloads() {
+    let script = Script {
+        media: Box::new(|_| Ok(vod(30))),
+        ..Script::live(publisher)
+    };
+    let config = PlayerConfig {
+        max_buffer: Duration::from_secs(10),
+        ..fixed("240p")
+    };
+    let r = run(&script, config, 20.0);
+    // At most 10 s ahead: by 20 s about 20 + 10 s of media, never all 60 s.
+    assert!(r.stats.segments <= 17, "{}", r.stats.segments);
+    assert_eq!(r.stats.stalls, 0);
+}
+
+#[test]
+fn failed_segment_is_retried_then_skipped() {
+    let script = Script {
+        segment: Box::new(|_, msn| {
+            if msn == 4 {
+                Err(Failure("status 404".into()))
+            } else {
+                Ok(Downloaded {
+                    bytes: 50_000,
+                    elapsed: Duration::from_millis(100),
+                })
+            }
+        }),
+        ..Script::live(publisher)
+    };
+    let r = run(&script, fixed("240p"), 20.0);
+    let tries = r
+        .fetches
+        .iter()
+        .filter(|(k, _)| *k == FetchKind::Segment { msn: 4 })
+        .count();
+    assert_eq!(tries, 4, "one try and three retries");
+    assert_eq!(r.stats.skipped_segments, 1);
+    assert_eq!(r.stats.errors, 4);
+    // Retries are a second apart.
+    let times: Vec<f64> = r
+        .fetches
+        .iter()
+        .filter(|(k, _)| *k == FetchKind::Segment { msn: 4 })
+        .map(|(_, t)| *t)
+        .collect();
+    for pair in times.windows(2) {
+        assert!(close(pair[1] - pair[0], 1.1), "{times:?}");
+    }
+}
+
+#[test]
+fn unreachable_master_gives_up_after_retries() {
+    let script = Script {
+        master: Box::new(|_| Err(Failure("status 502".into()))),
+        ..Script::live(publisher)
+    };
+    let r = run(&script, PlayerConfig::default(), 30.0);
+    assert!(r.gave_up);
+    assert_eq!(r.stats.errors, 4);
+    assert!(r.stats.startup.is_none());
+    assert!(r.stats.gave_up.as_deref().is_some_and(|g| g.contains("502")));
+}
+
+#[test]
+fn fixed_rendition_must_exist() {
+    let r = run(&Script::live(publisher), fixed("1080p"), 5.0);
+    assert!(r.gave_up);
+    assert_eq!(r.stats.gave_up.as_deref(), Some("no rendition named 1080p"));
+}
+
+#[test]
+fn abr_starts_low_and_climbs_with_throughput() {
+    // 100 kB in 100 ms: 8 Mbit/s, every variant fits.
+    let r = run(&Script::live(publisher), PlayerConfig::default(), 20.0);
+    assert_eq!(r.stats.rendition.as_deref(), Some("480p"));
+    assert_eq!(r.stats.switches, 1);
+    assert_eq!(r.stats.stalls, 0);
+    // 20 kB in 400 ms: 400 kbit/s × 0.7 = 280 kbit/s, only 240p fits.
+    let slow = Script {
+        segment: Box::new(|_, _| {
+            Ok(Downloaded {
+                bytes: 20_000,
+                elapsed: Duration::from_millis(400),
+            })
+        }),
+        ..Script::live(publisher)
+    };
+    let r = run(&slow, PlayerConfig::default(), 20.0);
+    assert_eq!(r.stats.rendition.as_deref(), Some("240p"));
+    assert_eq!(r.stats.switches, 0);
+}
+
+#[test]
+fn player_that_fell_out_of_the_window_jumps_to_the_live_edge() {
+    // Freeze for 20 s, then the publisher jumps ahead as a live encoder does.
+    let newest = |t: f64| {
+        if (10.0..30.0).contains(&t) {
+            publisher(10.0)
+        } else {
+            publisher(t)
+        }
+    };
+    let r = run(&Script::live(newest), fixed("240p"), 40.0);
+    assert_eq!(r.stats.resyncs, 1);
+    assert_eq!(r.stats.stalls, 1);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever the latencies and the freeze, every second of a session is
+    /// startup, playing or stalled; a stall has a duration; and fast enough
+    /// segments on a live stream never stall.
+    #[test]
+    fn time_is_accounted_for(
+        playlist_ms in 1u64..800,
+        segment_ms in 1u64..3000,
+        freeze_from in 5.0f64..40.0,
+        freeze_for in 0.0f64..20.0,
+    ) {
+        let newest = move |t: f64| {
+            if t < freeze_from { publisher(t) }
+            else if t < freeze_from + freeze_for { publisher(freeze_from) }
+            else { publisher(t - freeze_for) }
+        };
+        let script = Script {
+            playlist_latency: playlist_ms as f64 / 1000.0,
+            segment_latency: segment_ms as f64 / 1000.0,
+            ..Script::live(newest)
+        };
+        let r = run(&script, fixed("360p"), 60.0);
+        let s = &r.stats;
+        let accounted = s.play_time + s.stall_time + s.startup.unwrap_or(s.watch_time);
+        prop_assert!((accounted.as_secs_f64() - s.watch_time.as_secs_f64()).abs() < 1e-6,
+            "{:?}", s);
+        prop_assert_eq!(s.stalls == 0, s.stall_time.is_zero());
+        if segment_ms < 1000 && playlist_ms < 500 && freeze_for < 1.0 {
+            prop_assert_eq!(s.stalls, 0, "{:?}", s);
+        }
+    }
+}
+
+#[test]
+fn segments_come_from_the_edge_of_the_latest_playlist() {
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let on = |edge: &str, newest: u64| {
+        let mut m = live(newest);
+        for s in &mut m.segments {
+            s.uri = s.uri.replace("edge:9001", edge);
+        }
+        m
+    };
+    let master_url = Url::parse("http://router:8080/live/x/master.m3u8").expect("url");
+    let (mut p, _) = Player::new(master_url, fixed("240p"), t0);
+    let actions = p.on_master(ms(10), Ok(master()));
+    let media_url = match &actions[..] {
+        [Action::Fetch(f)] => f.url.clone(),
+        other => panic!("{other:?}"),
+    };
+    let fetch_of = |actions: &[Action]| {
+        actions.iter().find_map(|a| match a {
+            Action::Fetch(f) if matches!(f.kind, FetchKind::Segment { .. }) => Some(f.clone()),
+            _ => None,
+        })
+    };
+    let first = p.on_media(ms(20), &media_url, ms(10), Ok(on("a:1", 5)));
+    let f = fetch_of(&first).expect("segment 3");
+    assert_eq!(
+        (f.kind, f.url.host_str()),
+        (FetchKind::Segment { msn: 3 }, Some("a"))
+    );
+    let done = Downloaded {
+        bytes: 1000,
+        elapsed: Duration::from_millis(10),
+    };
+    let next = p.on_segment(ms(30), 3, Ok(done));
+    assert_eq!(
+        fetch_of(&next).map(|f| f.kind),
+        Some(FetchKind::Segment { msn: 4 })
+    );
+    // The router moved the viewer: the reload names edge b for every segment.
+    let moved = p.on_media(ms(40), &media_url, ms(35), Ok(on("b:1", 5)));
+    assert!(fetch_of(&moved).is_none(), "segment 4 is still in flight");
+    let after = p.on_segment(ms(50), 4, Ok(done));
+    let f = fetch_of(&after).expect("segment 5");
+    assert_eq!(
+        (f.kind, f.url.host_str()),
+        (FetchKind::Segment { msn: 5 }, Some("b"))
+    );
+}
