@@ -9,7 +9,7 @@
 //! signing_keys = ["k1:0123456789abcdef0123"]
 //! no_edge = "origin"            # or "unavailable" (503 + Retry-After)
 //! epsilon = 0.25
-//! pack_below_utilization = 0.3  # streams stay on their first edge below this
+//! pack_below_utilization = 0.1  # streams stay on their first edge below this
 //!
 //! peers = ["http://127.0.0.1:8081"]   # other routers to start from
 //! hold_down_ms = 3000           # a comeback stays fresh this long before new viewers

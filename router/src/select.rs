@@ -53,7 +53,7 @@ pub struct Policy {
     /// counting the viewer, is at most this (default 0.95; > 0).
     pub sticky_max_utilization: f64,
     /// Below this utilization an edge takes a stream's viewers whatever the
-    /// fleet's average (default 0.3; 0 to 1): a lightly loaded fleet keeps each
+    /// fleet's average (default 0.1; 0 to 1): a lightly loaded fleet keeps each
     /// stream packed on its first edge, so caches stay hot and the origin sends
     /// each segment once; bounded load spreads streams only once edges carry
     /// real load.
@@ -61,7 +61,7 @@ pub struct Policy {
 }
 
 /// Default utilization under which streams stay packed on their first edge.
-pub const DEFAULT_PACK_BELOW_UTILIZATION: f64 = 0.3;
+pub const DEFAULT_PACK_BELOW_UTILIZATION: f64 = 0.1;
 
 impl Default for Policy {
     fn default() -> Self {
