@@ -422,6 +422,13 @@ impl Player {
                     self.segment_failures = 0;
                     self.next_msn = Some(msn + 1);
                     self.known.remove(&msn);
+                } else if !self.ended && self.playlist_inflight.is_some() {
+                    // Live: like real players, ask the playlist again before
+                    // retrying: the reload already scheduled resolves the
+                    // segment anew (the router may have moved the viewer to
+                    // another edge) and fetches it then.
+                    self.known.remove(&msn);
+                    return out;
                 } else if let Some(known) = self.known.get(&msn) {
                     out.push(Action::Fetch(Fetch {
                         kind: FetchKind::Segment { msn },

@@ -345,16 +345,60 @@ fn failed_segment_is_retried_then_skipped() {
     assert_eq!(tries, 4, "one try and three retries");
     assert_eq!(r.stats.skipped_segments, 1);
     assert_eq!(r.stats.errors, 4);
-    // Retries are a second apart.
-    let times: Vec<f64> = r
-        .fetches
-        .iter()
-        .filter(|(k, _)| *k == FetchKind::Segment { msn: 4 })
-        .map(|(_, t)| *t)
-        .collect();
-    for pair in times.windows(2) {
-        assert!(close(pair[1] - pair[0], 1.1), "{times:?}");
+    // Live: every retry follows a reload of the media playlist.
+    let mut reloaded = false;
+    let mut retries = 0;
+    for (kind, _) in &r.fetches {
+        match kind {
+            FetchKind::Media => reloaded = true,
+            FetchKind::Segment { msn: 4 } if retries > 0 || reloaded => {
+                if retries > 0 {
+                    assert!(reloaded, "retry {retries} without a reload: {:?}", r.fetches);
+                }
+                retries += 1;
+                reloaded = false;
+            }
+            _ => {}
+        }
     }
+}
+
+#[test]
+fn failed_live_segment_is_retried_from_the_next_playlist() {
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let on = |edge: &str, newest: u64| {
+        let mut m = live(newest);
+        for s in &mut m.segments {
+            s.uri = s.uri.replace("edge:9001", edge);
+        }
+        m
+    };
+    let master_url = Url::parse("http://router:8080/live/x/master.m3u8").expect("url");
+    let (mut p, _) = Player::new(master_url, fixed("240p"), t0);
+    let actions = p.on_master(ms(10), Ok(master()));
+    let media_url = match &actions[..] {
+        [Action::Fetch(f)] => f.url.clone(),
+        other => panic!("{other:?}"),
+    };
+    let fetch_of = |actions: &[Action]| {
+        actions.iter().find_map(|a| match a {
+            Action::Fetch(f) if matches!(f.kind, FetchKind::Segment { .. }) => Some(f.clone()),
+            _ => None,
+        })
+    };
+    let first = p.on_media(ms(20), &media_url, ms(10), Ok(on("a:1", 5)));
+    assert!(fetch_of(&first).is_some_and(|f| f.url.host_str() == Some("a")));
+    // Edge a died: no retry of the same URL ...
+    let failed = p.on_segment(ms(30), 3, Err(Failure("connect".into())));
+    assert!(fetch_of(&failed).is_none(), "{failed:?}");
+    // ... the next reload names edge b, and the segment comes from there.
+    let moved = p.on_media(ms(2000), &media_url, ms(1990), Ok(on("b:1", 5)));
+    let f = fetch_of(&moved).expect("segment 3 again");
+    assert_eq!(
+        (f.kind, f.url.host_str()),
+        (FetchKind::Segment { msn: 3 }, Some("b"))
+    );
 }
 
 #[test]

@@ -1,0 +1,3 @@
+//! Helpers of the fault-injection tests.
+
+pub mod proxy;
