@@ -32,6 +32,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use origin_store::secret::Secret;
 use router_api::fleet::{self, Ad, AdError, Capacity, EdgeState, Instance, Load};
 use router_api::token::{KeyRing, SigningKey};
 use serde::Deserialize;
@@ -118,7 +119,7 @@ pub struct Cli {
     pub routers: Vec<String>,
     /// Shared secret of the fleet: ads, `POST /admin/drain`.
     #[arg(long, env = "HLSCDN_FLEET_TOKEN", hide_env_values = true)]
-    pub fleet_token: Option<String>,
+    pub fleet_token: Option<Secret>,
     /// Egress capacity, bits per second.
     #[arg(long, env = "HLSCDN_CAPACITY_BPS")]
     pub capacity_bps: Option<u64>,
@@ -133,7 +134,7 @@ pub struct Cli {
         value_delimiter = ',',
         hide_env_values = true
     )]
-    pub signing_keys: Vec<String>,
+    pub signing_keys: Vec<Secret>,
     /// Cache size in bytes (default: a quarter of the memory, at most 64 GiB).
     #[arg(long, env = "HLSCDN_CACHE_BYTES")]
     pub cache_bytes: Option<u64>,
@@ -173,11 +174,11 @@ struct FileConfig {
     origin_options: BTreeMap<String, String>,
     #[serde(default)]
     routers: Vec<String>,
-    fleet_token: Option<String>,
+    fleet_token: Option<Secret>,
     capacity_bps: Option<u64>,
     max_connections: Option<u64>,
     #[serde(default)]
-    signing_keys: Vec<String>,
+    signing_keys: Vec<Secret>,
     cache_bytes: Option<u64>,
     max_object_bytes: Option<u64>,
     not_found_ttl_ms: Option<u64>,
@@ -212,7 +213,7 @@ pub struct Config {
     /// Seed routers, normalized (no trailing `/`).
     pub routers: Vec<String>,
     /// Fleet token; without it no ads are sent and `/admin/drain` always answers 401.
-    pub fleet_token: Option<String>,
+    pub fleet_token: Option<Secret>,
     /// Segment URL verification keys; `None`: signing is off.
     pub signing_keys: Option<KeyRing>,
     /// Egress capacity, bits per second.
@@ -383,7 +384,7 @@ impl Config {
         )
         .validate()
         .map_err(|e| Error::Config(config_message(&e)))?;
-        if let Some(token) = &self.fleet_token
+        if let Some(token) = self.fleet_token.as_ref().map(Secret::expose)
             && (token.len() < 8 || token.chars().any(|c| c.is_whitespace() || c.is_control()))
         {
             return bad("`fleet_token` must be at least 8 characters with no whitespace".into());
@@ -490,13 +491,14 @@ fn config_message(error: &AdError) -> String {
     }
 }
 
-fn key_ring(raw: &[String]) -> Result<Option<KeyRing>> {
+fn key_ring(raw: &[Secret]) -> Result<Option<KeyRing>> {
     if raw.is_empty() {
         return Ok(None);
     }
     let mut keys = Vec::with_capacity(raw.len());
     for (i, text) in raw.iter().enumerate() {
         let key: SigningKey = text
+            .expose()
             .trim()
             .parse()
             .map_err(|e| Error::Config(format!("`signing_keys[{i}]`: {e}")))?;
@@ -586,6 +588,33 @@ mod tests {
         assert!(c.cache_bytes >= MIN_CACHE_BYTES);
         assert!(c.signing_keys.is_none());
         assert!(c.routers.is_empty());
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_fleet_token_or_keys() {
+        let extra = [
+            "--fleet-token",
+            "fleet-secret-debug-0123",
+            "--signing-key",
+            "k1:signing-secret-debug-0123",
+        ];
+        let mut args: Vec<&str> = BASE.iter().flat_map(|(flag, value)| [*flag, *value]).collect();
+        args.extend_from_slice(&extra);
+        let parsed = cli(&args);
+        assert!(!format!("{parsed:?}").contains("secret-debug"));
+        let c = with(&extra).expect("valid");
+        assert_eq!(
+            c.fleet_token.as_ref().map(Secret::expose),
+            Some("fleet-secret-debug-0123")
+        );
+        assert!(c.signing_keys.is_some());
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("secret-debug"), "{shown}");
+        let file: FileConfig = toml::from_str(
+            "fleet_token = \"fleet-secret-debug-0123\"\nsigning_keys = [\"k1:signing-secret-debug-0123\"]",
+        )
+        .expect("toml");
+        assert!(!format!("{file:?}").contains("secret-debug"));
     }
 
     #[test]

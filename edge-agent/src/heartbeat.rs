@@ -222,7 +222,7 @@ impl Heartbeat {
         let timeout = self.config.ad_timeout;
         let tx = tx.clone();
         tokio::spawn(async move {
-            let ok = post_ad(&http, &url, &token, body, timeout).await;
+            let ok = post_ad(&http, &url, token.expose(), body, timeout).await;
             metrics::ad(ok);
             let _ = tx.send(Event::Ad { url, ok });
         });
@@ -241,7 +241,7 @@ impl Heartbeat {
         let timeout = self.config.ad_timeout;
         let tx = tx.clone();
         tokio::spawn(async move {
-            if let Some(urls) = fetch_routers(&http, &url, &token, timeout).await {
+            if let Some(urls) = fetch_routers(&http, &url, token.expose(), timeout).await {
                 let _ = tx.send(Event::Routers { urls });
             }
         });

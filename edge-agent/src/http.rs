@@ -35,6 +35,7 @@ use futures::TryStreamExt;
 use origin_store::media::{self, Kind};
 use origin_store::path::ObjectKey;
 use origin_store::range::{self, RangeRequest, Resolved};
+use origin_store::secret::Secret;
 use router_api::token::{KeyRing, split_token};
 
 use crate::cache::{Cache, Cached, FetchSpec, Fill, Lookup, Object};
@@ -62,7 +63,7 @@ pub struct AppState {
     /// Drain state.
     pub drain: Arc<Drain>,
     /// Fleet token for `/admin/drain`.
-    pub fleet_token: Option<String>,
+    pub fleet_token: Option<Secret>,
 }
 
 /// The edge's router.
@@ -121,7 +122,7 @@ async fn admin_drain(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let authorized = match (presented, state.fleet_token.as_deref()) {
+    let authorized = match (presented, state.fleet_token.as_ref().map(Secret::expose)) {
         (Some(token), Some(expected)) => {
             origin_store::http::constant_time_eq(token.as_bytes(), expected.as_bytes())
         }

@@ -26,6 +26,7 @@ use clap::Parser;
 use serde::Deserialize;
 
 use crate::publisher::PublishConfig;
+use crate::secret::Secret;
 use crate::{Error, Result};
 
 /// Default listen address.
@@ -61,7 +62,7 @@ pub struct Cli {
     pub store_options: Vec<(String, String)>,
     /// Bearer token that PUT and DELETE must present; without it ingest is off.
     #[arg(long, env = "HLSCDN_INGEST_TOKEN", hide_env_values = true)]
-    pub ingest_token: Option<String>,
+    pub ingest_token: Option<Secret>,
     /// Largest ingest body in bytes (413 past it).
     #[arg(long, env = "HLSCDN_MAX_INGEST_BYTES")]
     pub max_ingest_bytes: Option<u64>,
@@ -77,13 +78,41 @@ pub struct Cli {
 }
 
 /// Reads an optional TOML file into `T` (its default when there is no
-/// file); the message names the file and, from serde, the key at fault.
+/// file); the message names the file, the line and, from serde, the key at
+/// fault.
 pub fn read_toml<T: serde::de::DeserializeOwned + Default>(
     path: Option<&std::path::Path>,
 ) -> Result<T, String> {
     let Some(path) = path else { return Ok(T::default()) };
     let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), toml_error(&text, &e)))
+}
+
+/// A TOML error as a one-line message that never quotes the file: the
+/// excerpt `toml`'s `Display` adds is the offending line, and serde's
+/// "invalid type" messages quote the value, either of which may be a secret
+/// (`fleet_token = …`, `signing_keys = "k1:…"`).
+fn toml_error(text: &str, error: &toml::de::Error) -> String {
+    let mut message = error.message().trim().replace('\n', " ");
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some((found, expected)) = message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split_once(", expected "))
+        {
+            let kind = found.split_whitespace().next().unwrap_or("value");
+            message = format!("{prefix}{kind}, expected {expected}");
+            break;
+        }
+    }
+    match error.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
 }
 
 /// Parses a `KEY=VALUE` command-line argument.
@@ -102,7 +131,7 @@ struct FileConfig {
     store: Option<String>,
     #[serde(default)]
     store_options: BTreeMap<String, String>,
-    ingest_token: Option<String>,
+    ingest_token: Option<Secret>,
     max_ingest_bytes: Option<u64>,
     max_playlist_bytes: Option<u64>,
     publish_demo: Option<bool>,
@@ -127,7 +156,7 @@ pub struct Config {
     /// Store builder options.
     pub store_options: Vec<(String, String)>,
     /// Ingest token; `None` disables PUT and DELETE.
-    pub ingest_token: Option<String>,
+    pub ingest_token: Option<Secret>,
     /// Largest ingest body.
     pub max_ingest_bytes: u64,
     /// Largest playlist inspected whole.
@@ -198,7 +227,7 @@ impl Config {
         if self.max_playlist_bytes == 0 {
             return Err(Error::Config("`max_playlist_bytes` must be > 0".into()));
         }
-        if let Some(token) = &self.ingest_token
+        if let Some(token) = self.ingest_token.as_ref().map(Secret::expose)
             && (token.len() < 8 || token.chars().any(|c| c.is_whitespace() || c.is_control()))
         {
             return Err(Error::Config(
@@ -244,6 +273,60 @@ mod tests {
         assert!(err.is_some_and(|e| e.to_string().contains("`max_ingest_bytes`")));
         let err = Config::merge(cli(&["--ingest-token", "short"]), FileConfig::default()).err();
         assert!(err.is_some_and(|e| e.to_string().contains("`ingest_token`")));
+    }
+
+    #[test]
+    fn toml_errors_name_the_line_but_never_quote_it() {
+        #[derive(Debug, Default, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Secrets {
+            token: Option<String>,
+            keys: Option<Vec<String>>,
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (text, expect) in [
+            ("tokn = \"SECRET-1\"\n", "line 1, column 1: unknown field `tokn`"),
+            ("\ntoken = \"SECRET-1\n", "line 2"),
+            ("token = \"SECRET-1\" x\n", "line 1"),
+            (
+                "keys = \"k1:SECRET-1\"\n",
+                "line 1, column 8: invalid type: string, expected a sequence",
+            ),
+            ("token = 1234567890\n", "invalid type: integer, expected a string"),
+        ] {
+            let path = dir.path().join("c.toml");
+            std::fs::write(&path, text).expect("write");
+            let error = read_toml::<Secrets>(Some(&path)).err().unwrap_or_default();
+            assert!(error.contains(expect), "{text:?}: {error}");
+            assert!(
+                !error.contains("SECRET") && !error.contains("1234567890"),
+                "{error}"
+            );
+            assert_eq!(error.lines().count(), 1, "{error}");
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_ingest_token() {
+        let cli = cli(&[
+            "--store",
+            "memory://",
+            "--ingest-token",
+            "ingest-secret-debug-0123",
+        ]);
+        assert!(!format!("{cli:?}").contains("ingest-secret-debug"));
+        let config = Config::merge(cli, FileConfig::default()).expect("valid");
+        assert_eq!(
+            config.ingest_token.as_ref().map(Secret::expose),
+            Some("ingest-secret-debug-0123")
+        );
+        assert!(
+            !format!("{config:?}").contains("ingest-secret-debug"),
+            "{config:?}"
+        );
+        let file: FileConfig = toml::from_str("ingest_token = \"ingest-secret-debug-0123\"").expect("toml");
+        assert!(!format!("{file:?}").contains("ingest-secret-debug"));
     }
 
     #[test]

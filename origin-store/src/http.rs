@@ -28,6 +28,7 @@ use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt
 use crate::media::{self, Kind};
 use crate::path::ObjectKey;
 use crate::range::{self, Resolved};
+use crate::secret::Secret;
 use crate::{Error, Result, catalog, ingest, metrics, store};
 
 /// Store operations slower than this answer 504.
@@ -39,7 +40,7 @@ pub struct OriginState {
     /// The store objects are read from and written to.
     pub store: Arc<dyn ObjectStore>,
     /// Bearer token for PUT and DELETE; `None` disables ingest.
-    pub ingest_token: Option<String>,
+    pub ingest_token: Option<Secret>,
     /// Largest body a PUT may carry.
     pub max_ingest_bytes: u64,
     /// Playlists larger than this are served as plain objects, without
@@ -177,7 +178,7 @@ pub fn preflight() -> Response {
 
 /// Checks `Authorization: Bearer <token>` in constant time.
 fn authorize(state: &OriginState, headers: &HeaderMap) -> Result<()> {
-    let Some(expected) = state.ingest_token.as_deref() else {
+    let Some(expected) = state.ingest_token.as_ref().map(Secret::expose) else {
         return Err(Error::Forbidden(
             "ingest is disabled: start the origin with --ingest-token".into(),
         ));

@@ -16,6 +16,7 @@
 //! - [`catalog`]: which streams a store holds (for `/api/v1/streams`). Pure.
 //! - [`ingest`]: streaming a request body into the store under a size limit.
 //! - [`server`]: serving an app on a listener until shutdown.
+//! - [`secret`]: configured secrets that `Debug` never shows.
 //! - [`metrics`]: metric names and the Prometheus recorder.
 //! - [`publisher`]: the demo live and VOD streams, on an injected clock.
 //! - [`error`]: the crate's error type.
@@ -33,6 +34,7 @@ pub mod metrics;
 pub mod path;
 pub mod publisher;
 pub mod range;
+pub mod secret;
 pub mod server;
 pub mod store;
 

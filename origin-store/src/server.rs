@@ -3,6 +3,7 @@
 //! head size (431 past it), and a bounded graceful drain.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -12,10 +13,15 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tower::ServiceExt;
 
-/// A client must send its whole request head within this time.
+/// A client must send its whole request head within this time (by default;
+/// [`HEADER_TIMEOUT_ENV`] changes it).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Environment variable that overrides [`HEADER_READ_TIMEOUT`], in
+/// milliseconds (100 to 600 000), for every server of the process.
+pub const HEADER_TIMEOUT_ENV: &str = "HLSCDN_HEADER_TIMEOUT_MS";
 /// Largest request head (request line + headers) accepted, in bytes.
 pub const MAX_REQUEST_HEAD_BYTES: usize = 64 * 1024;
 /// How long open connections get to finish after shutdown is asked for.
@@ -31,6 +37,8 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    let header_timeout = header_read_timeout(std::env::var(HEADER_TIMEOUT_ENV).ok().as_deref())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let addr = listener.local_addr()?;
     println!("listening on http://{addr}");
     tracing::info!(%addr, "listening");
@@ -39,7 +47,7 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(header_timeout)
         // A client that closes its side right after sending a request (ffmpeg
         // does, for HLS PUTs and DELETEs) still has that request carried out.
         .half_close(true)
@@ -61,9 +69,12 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let first_request = Arc::new(Notify::new());
+        let request_seen = first_request.clone();
         // Handlers that need the client's address read `ConnectInfo`.
         let service = TowerToHyperService::new(app.clone().map_request(
             move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request_seen.notify_one();
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request
             },
@@ -71,7 +82,22 @@ pub async fn serve(
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let conn = graceful.watch(conn.into_owned());
         tokio::spawn(async move {
-            if let Err(error) = conn.await {
+            let mut conn = std::pin::pin!(conn);
+            // hyper's header timeout starts once the protocol is known; until
+            // then (a client that sends nothing, or an HTTP/2 preface and
+            // nothing after it) the connection would be held for ever. So the
+            // first request must arrive within the header timeout too.
+            let ended = tokio::select! {
+                ended = conn.as_mut() => ended,
+                arrived = tokio::time::timeout(header_timeout, first_request.notified()) => match arrived {
+                    Ok(()) => conn.as_mut().await,
+                    Err(_) => {
+                        tracing::debug!(%peer, "no request within the header timeout: connection closed");
+                        return;
+                    }
+                },
+            };
+            if let Err(error) = ended {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
         });
@@ -86,6 +112,20 @@ pub async fn serve(
         tracing::warn!("drain timed out; closing remaining connections");
     }
     Ok(())
+}
+
+/// The header read timeout: [`HEADER_READ_TIMEOUT`], or the value of
+/// [`HEADER_TIMEOUT_ENV`] when it is set.
+pub fn header_read_timeout(env: Option<&str>) -> Result<Duration, String> {
+    let Some(raw) = env else {
+        return Ok(HEADER_READ_TIMEOUT);
+    };
+    match raw.trim().parse::<u64>() {
+        Ok(ms @ 100..=600_000) => Ok(Duration::from_millis(ms)),
+        _ => Err(format!(
+            "`{HEADER_TIMEOUT_ENV}` must be a number of milliseconds from 100 to 600000 (got {raw:?})"
+        )),
+    }
 }
 
 /// Resolves on the first SIGTERM or Ctrl-C.
@@ -107,5 +147,20 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_timeout_can_be_set_from_the_environment() {
+        assert_eq!(header_read_timeout(None), Ok(HEADER_READ_TIMEOUT));
+        assert_eq!(header_read_timeout(Some("2500")), Ok(Duration::from_millis(2500)));
+        for bad in ["0", "99", "600001", "ten", "", "-5"] {
+            let error = header_read_timeout(Some(bad)).err();
+            assert!(error.is_some_and(|e| e.contains(HEADER_TIMEOUT_ENV)), "{bad:?}");
+        }
     }
 }

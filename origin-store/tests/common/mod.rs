@@ -6,6 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -21,11 +22,36 @@ impl Server {
     /// Starts `program` with `args` and `envs`, and waits (at most 20 s) for
     /// its `listening on http://ADDR` line.
     pub fn start(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Server {
+        Server::spawn(program, args, envs, Stdio::inherit())
+    }
+
+    /// Like [`Server::start`], with the process's stderr (its log) written to
+    /// the file `log` instead of the test's, so that the test can read it.
+    pub fn start_logged(program: &str, args: &[&str], envs: &[(&str, &str)], log: &Path) -> Server {
+        let file = std::fs::File::create(log).unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
+        Server::spawn(program, args, envs, Stdio::from(file))
+    }
+
+    /// Like [`Server::binary`], with stderr written to `log` (see [`Server::start_logged`]).
+    pub fn binary_logged(
+        package: &str,
+        bin: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        log: &Path,
+    ) -> Server {
+        let mut all = vec!["--listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let path = bin_path(package, bin);
+        Server::start_logged(path.to_str().expect("utf-8 path"), &all, envs, log)
+    }
+
+    fn spawn(program: &str, args: &[&str], envs: &[(&str, &str)], stderr: Stdio) -> Server {
         let mut command = Command::new(program);
         command
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .env("RUST_LOG", "warn");
         for (k, v) in envs {
             command.env(k, v);
@@ -100,6 +126,11 @@ impl Server {
             std::thread::sleep(Duration::from_millis(10));
         }
         None
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether the process is still running.

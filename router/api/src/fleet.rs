@@ -438,6 +438,36 @@ mod tests {
         assert!(serde_json::from_str::<Ad>(&minimal.replace("draining", "Draining")).is_err());
     }
 
+    /// Found by the `ad` fuzz target: without serde_json's `float_roundtrip`
+    /// a float in an ad came back one ULP off after a JSON round trip (what a
+    /// router does when it copies a peer's view), so routers could hold
+    /// different ads for one edge.
+    #[test]
+    fn floats_survive_a_json_round_trip_exactly() {
+        let crash = r#"{"edge_id": "edge-1", "public_url": "https://[::1]:944/3edge/", "group": "eu",
+            "state": "draining", "capacity": {"egress_bps": 1000000000, "connections": 10000},
+            "load": {"cpu": 0.2184467440737095516165}, "hot_streams": [{"stream": "live/demo-1|720p",
+            "egress_bps": 4000000}], "ttl_ms": 3000, "instance": {"started_unix_ms": 1767225600000,
+            "id": "0123456789abcdef"}, "generation": 42}"#;
+        let parsed: Ad = serde_json::from_str(crash).expect("parses");
+        let again: Ad = serde_json::from_slice(&serde_json::to_vec(&parsed).expect("json")).expect("parses");
+        assert_eq!(again, parsed);
+        let mut load = ad();
+        for value in [
+            0.1,
+            1.0 / 3.0,
+            0.2184467440737095,
+            0.999_999_999_999_999_9,
+            5e-324,
+        ] {
+            load.load.cpu = value;
+            load.load.requests_per_sec = value * 1e6;
+            let back: Ad =
+                serde_json::from_str(&serde_json::to_string(&load).expect("json")).expect("parses");
+            assert_eq!(back, load, "{value}");
+        }
+    }
+
     #[test]
     fn validate_names_the_field() {
         assert_eq!(ad().validate(), Ok(()));

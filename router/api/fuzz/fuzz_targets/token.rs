@@ -121,9 +121,7 @@ fn check_sign_then_tamper(data: &[u8]) {
         Some(prefix) => format!("{prefix}x"),
         None => acl.to_owned(),
     };
-    let expected = if token.len() > router_api::token::MAX_TOKEN_LEN {
-        Err(TokenError::Malformed)
-    } else if acl.is_empty() {
+    let expected = if token.len() > router_api::token::MAX_TOKEN_LEN || acl.is_empty() {
         Err(TokenError::Malformed)
     } else if !covers(acl, &path) {
         Err(TokenError::PathNotCovered)
