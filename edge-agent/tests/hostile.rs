@@ -69,9 +69,9 @@ async fn oversized_heads_slow_and_silent_clients_and_idle_crowds() {
         &format!("GET /live/s/a.ts HTTP/1.1\r\nHost: x\r\nRange: bytes={range_bomb}0-1\r\nConnection: close\r\n\r\n"),
     )
     .await;
-    assert!(
-        matches!(status, 200 | 431),
-        "a Range header of 4 000 ranges: {status}"
+    assert_eq!(
+        status, 200,
+        "a Range header of 4 000 ranges gets the whole object"
     );
 
     // 200 slow heads and 50 silent connections, while viewers are served.
@@ -200,8 +200,8 @@ async fn malformed_targets_get_400_and_never_reach_the_origin() {
         }
     }
     for request in [
-        format!("CONNECT {o} HTTP/1.1\r\nHost: {o}\r\n\r\n"),
-        format!("OPTIONS http://{o}/ HTTP/1.1\r\nHost: {o}\r\n\r\n"),
+        format!("CONNECT {o} HTTP/1.1\r\nHost: {o}\r\nConnection: close\r\n\r\n"),
+        format!("OPTIONS http://{o}/ HTTP/1.1\r\nHost: {o}\r\nConnection: close\r\n\r\n"),
     ] {
         assert_eq!(raw::status(a, &request).await, 400, "{request}");
     }

@@ -294,7 +294,7 @@ async fn malformed_and_traversing_targets_get_400_and_nothing_is_written() {
     }
     let answer = raw::exchange(
         a,
-        b"CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n",
+        b"CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\nConnection: close\r\n\r\n",
         Duration::from_secs(5),
     )
     .await;
