@@ -206,6 +206,11 @@ impl Cluster {
     }
 }
 
+/// One scenario at a time: each runs a whole cluster and its players, and
+/// their figures (stalls, detection times) mean something only on a machine
+/// that is not also running the other scenarios.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn edges(router: &Server) -> Option<EdgesView> {
     client()
         .get(router.url("/api/v1/edges"))
@@ -286,6 +291,7 @@ fn segment_urls(body: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partition_between_routers_and_one_edge() {
+    let _serial = SERIAL.lock().await;
     let test_started = Instant::now();
     let cluster = Cluster::start(Wiring {
         routers: 2,
@@ -450,6 +456,7 @@ async fn metric_sum(cluster: &Cluster, series: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn origin_unavailable_for_five_seconds() {
+    let _serial = SERIAL.lock().await;
     let test_started = Instant::now();
     let cluster = Cluster::start(Wiring {
         routers: 1,
@@ -526,6 +533,7 @@ async fn origin_unavailable_for_five_seconds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_an_edge_carrying_viewers() {
+    let _serial = SERIAL.lock().await;
     let test_started = Instant::now();
     let mut cluster = Cluster::start(Wiring {
         routers: 1,
@@ -596,6 +604,7 @@ async fn kill_9_of_an_edge_carrying_viewers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_restart_of_every_edge_with_drain() {
+    let _serial = SERIAL.lock().await;
     let test_started = Instant::now();
     let mut cluster = Cluster::start(Wiring {
         routers: 1,
@@ -653,6 +662,7 @@ fn threads_and_fds(pid: u32) -> (usize, usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_origin_times_out_and_leaks_nothing() {
+    let _serial = SERIAL.lock().await;
     // An origin that accepts, reads, and never answers.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
