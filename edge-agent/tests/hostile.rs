@@ -76,24 +76,11 @@ async fn oversized_heads_slow_and_silent_clients_and_idle_crowds() {
 
     // 200 slow heads and 50 silent connections, while viewers are served.
     let give_up = timeout + Duration::from_secs(5);
-    let mut clients = Vec::new();
-    for _ in 0..200 {
-        let head: &'static [u8] = b"GET /live/s/a.ts HTTP/1.1\r\nHost: x\r\nRange: bytes=0-";
-        clients.push(tokio::spawn(raw::slow_client(
-            a,
-            head,
-            Duration::from_millis(500),
-            give_up,
-        )));
-    }
-    for _ in 0..50 {
-        clients.push(tokio::spawn(raw::slow_client(
-            a,
-            b"",
-            Duration::from_secs(1),
-            give_up,
-        )));
-    }
+    let clients = raw::slow_crowd(
+        a,
+        b"GET /live/s/a.ts HTTP/1.1\r\nHost: x\r\nRange: bytes=0-",
+        give_up,
+    );
     let mut slowest = Duration::ZERO;
     for i in 0..10 {
         let (status, took) = raw::timed_get(a, &format!("/live/s/seg-{i}.ts")).await;

@@ -308,25 +308,11 @@ async fn slow_and_silent_clients_are_cut_off_and_block_nobody() {
     let mut router = router(&origin.url, dir.path(), &[("HLSCDN_HEADER_TIMEOUT_MS", "4000")]);
     let a = router.addr;
     let give_up = timeout + Duration::from_secs(5);
-    let mut clients = Vec::new();
-    for _ in 0..200 {
-        let head: &'static [u8] =
-            b"GET /vod/ok/index.m3u8 HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa";
-        clients.push(tokio::spawn(raw::slow_client(
-            a,
-            head,
-            Duration::from_millis(500),
-            give_up,
-        )));
-    }
-    for _ in 0..50 {
-        clients.push(tokio::spawn(raw::slow_client(
-            a,
-            b"",
-            Duration::from_secs(1),
-            give_up,
-        )));
-    }
+    let clients = raw::slow_crowd(
+        a,
+        b"GET /vod/ok/index.m3u8 HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa",
+        give_up,
+    );
     let mut slowest = Duration::ZERO;
     for _ in 0..10 {
         let (status, took) = raw::timed_get(a, "/vod/ok/index.m3u8").await;

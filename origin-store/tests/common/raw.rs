@@ -135,6 +135,19 @@ pub async fn slow_client(
     .map(|()| started.elapsed())
 }
 
+/// A slowloris crowd: 200 clients trickling `head` a byte every 500 ms and
+/// 50 that connect and send nothing, each as in [`slow_client`].
+pub fn slow_crowd(
+    addr: SocketAddr,
+    head: &'static [u8],
+    give_up: Duration,
+) -> Vec<tokio::task::JoinHandle<Option<Duration>>> {
+    let trickling =
+        (0..200).map(|_| tokio::spawn(slow_client(addr, head, Duration::from_millis(500), give_up)));
+    let silent = (0..50).map(|_| tokio::spawn(slow_client(addr, b"", Duration::from_secs(1), give_up)));
+    trickling.chain(silent).collect()
+}
+
 /// Opens `n` connections that send nothing and keeps them open while they are held.
 pub async fn idle_connections(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
     let mut held = Vec::with_capacity(n);
