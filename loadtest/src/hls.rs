@@ -1,5 +1,7 @@
 //! Reading playlists as a player does (with `m3u8-rs`), into the few facts
-//! the player model needs. Pure.
+//! the player model and the stream-invariant checker need. Pure.
+
+use std::time::SystemTime;
 
 use url::Url;
 
@@ -32,6 +34,10 @@ pub struct Segment {
     pub uri: String,
     /// `EXTINF` duration, seconds.
     pub duration: f64,
+    /// An `EXT-X-DISCONTINUITY` tag comes before it.
+    pub discontinuity: bool,
+    /// Its `EXT-X-PROGRAM-DATE-TIME`, when the playlist gives one for it.
+    pub program_date_time: Option<SystemTime>,
 }
 
 /// What a player reads from a media playlist.
@@ -41,6 +47,8 @@ pub struct MediaInfo {
     pub target_duration: f64,
     /// `EXT-X-MEDIA-SEQUENCE`.
     pub media_sequence: u64,
+    /// `EXT-X-DISCONTINUITY-SEQUENCE`.
+    pub discontinuity_sequence: u64,
     /// The segments, in order.
     pub segments: Vec<Segment>,
     /// `EXT-X-ENDLIST` is present: no more segments will come.
@@ -94,11 +102,14 @@ pub fn parse_media(body: &[u8]) -> Result<MediaInfo> {
             msn: media.media_sequence + i as u64,
             uri: s.uri,
             duration: f64::from(s.duration),
+            discontinuity: s.discontinuity,
+            program_date_time: s.program_date_time.map(SystemTime::from),
         })
         .collect();
     Ok(MediaInfo {
         target_duration: media.target_duration as f64,
         media_sequence: media.media_sequence,
+        discontinuity_sequence: media.discontinuity_sequence,
         segments,
         ended: media.end_list,
     })
@@ -172,6 +183,34 @@ mod tests {
         assert_eq!(m.segments[2].duration, 1.5);
         let vod = format!("{LIVE}#EXT-X-ENDLIST\n");
         assert!(parse_media(vod.as_bytes()).expect("vod").ended);
+    }
+
+    #[test]
+    fn media_discontinuities_and_program_date_times() {
+        let body = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:10\n#EXT-X-DISCONTINUITY-SEQUENCE:3\n\
+#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:20.500+00:00\n#EXTINF:2,\nseg-10.ts\n\
+#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:2026-01-01T01:00:22Z\n#EXTINF:2,\nseg-11.ts\n\
+#EXTINF:2,\nseg-12.ts\n";
+        let m = parse_media(body.as_bytes()).expect("media");
+        assert_eq!(m.discontinuity_sequence, 3);
+        let flags: Vec<bool> = m.segments.iter().map(|s| s.discontinuity).collect();
+        assert_eq!(flags, [false, true, false]);
+        let unix = |s: &Segment| {
+            s.program_date_time
+                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs_f64())
+        };
+        assert_eq!(unix(&m.segments[0]), Some(1_767_225_620.5));
+        assert_eq!(unix(&m.segments[1]), Some(1_767_229_222.0));
+        assert_eq!(unix(&m.segments[2]), None);
+        let plain = parse_media(LIVE.as_bytes()).expect("media");
+        assert_eq!(plain.discontinuity_sequence, 0);
+        assert!(
+            plain
+                .segments
+                .iter()
+                .all(|s| !s.discontinuity && s.program_date_time.is_none())
+        );
     }
 
     #[test]

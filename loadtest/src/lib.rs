@@ -15,6 +15,7 @@
 //!
 //! - [`player`]: the model of one player, events in, fetches out, with an injected clock. Pure.
 //! - [`hls`]: playlists read as a player reads them (`m3u8-rs`). Pure.
+//! - [`invariants`]: stream invariants every received media playlist must keep. Pure.
 //! - [`zipf`]: Zipf popularity with the random source as an argument. Pure.
 //! - [`stats`]: HDR latency histograms, request, edge and session tallies. Pure.
 //! - [`prom`]: Prometheus text format, enough for before/after deltas. Pure.
@@ -32,6 +33,7 @@ pub mod driver;
 pub mod error;
 pub mod hls;
 pub mod html;
+pub mod invariants;
 pub mod player;
 pub mod prom;
 pub mod report;

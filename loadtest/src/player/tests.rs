@@ -30,11 +30,14 @@ fn live(newest: u64) -> MediaInfo {
     MediaInfo {
         target_duration: SEG,
         media_sequence: first,
+        discontinuity_sequence: 0,
         segments: (first..=newest)
             .map(|msn| Segment {
                 msn,
                 uri: format!("http://edge:9001/live/x/seg-{msn}.ts"),
                 duration: SEG,
+                discontinuity: false,
+                program_date_time: None,
             })
             .collect(),
         ended: false,
@@ -59,6 +62,8 @@ impl MediaInfo {
                 msn,
                 uri: format!("http://edge:9001/vod/x/seg-{msn}.ts"),
                 duration: SEG,
+                discontinuity: false,
+                program_date_time: None,
             })
             .collect();
         self
