@@ -1,25 +1,36 @@
 //! The I/O side of `players`: runs [`crate::player::Player`]s against a real
 //! cluster with tokio and one shared `reqwest` client (connection pooling),
-//! records every request, scrapes `/metrics` before and after, and builds the
-//! report.
+//! records every request, checks every media playlist against the stream
+//! invariants ([`crate::invariants`]) and probes each segment URL they name
+//! once, scrapes `/metrics` before and after, and builds the report.
+//!
+//! Router failover: viewer `i` starts on router `i mod n`. A playlist request
+//! that fails at the transport level (refused, reset, timed out, body cut) is
+//! sent again at once, same path and query, to the next router, which the
+//! viewer keeps from then on, as a DNS name or load balancer in front of the
+//! routers would make it. A status from a live router is the router's answer
+//! and is not failed over. Segments come from edges and never fail over.
 //!
 //! Bounded: at most `viewers` viewers, arriving open-loop at `arrival_rate`
 //! (viewer `i` arrives at `i / rate` whatever the others do), every one
-//! stopped when `duration` has passed; requests time out after `timeout`.
+//! stopped when `duration` has passed; requests time out after `timeout`;
+//! at most [`PROBE_CONCURRENCY`] probes at a time, [`PROBE_QUEUE`] waiting.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use serde::Deserialize;
+use tokio::sync::mpsc;
 use url::Url;
 
 use crate::error::{Error, Result};
 use crate::hls;
+use crate::invariants::{Checker, Probe, Received};
 use crate::player::{Action, Downloaded, Failure, Fetch, FetchKind, Player, PlayerConfig, Rendition};
 use crate::prom;
 use crate::report::{self, PlayersReport, Scrape, Settings, TimelineSample};
@@ -32,6 +43,13 @@ pub const MAX_VIEWERS: usize = 1_000_000;
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 /// The streams of `hlscdn-origin --publish-demo`.
 pub const DEMO_STREAMS: [&str; 4] = ["live/demo-1", "live/demo-2", "live/demo-3", "vod/demo"];
+/// Segment URL probes in flight at once.
+pub const PROBE_CONCURRENCY: usize = 4;
+/// Segment URLs waiting for a probe; one seen while the queue is full is not
+/// probed (the report shows URLs seen and probed).
+pub const PROBE_QUEUE: usize = 1024;
+/// Longest a probe may take (less when `--timeout` is shorter).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where the stream list comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,7 +150,9 @@ pub fn default_arrival_rate(viewers: usize) -> f64 {
 #[derive(Debug)]
 struct Shared {
     client: reqwest::Client,
+    routers: Vec<Url>,
     recorder: Mutex<Recorder>,
+    checker: Mutex<Checker>,
     active: AtomicU64,
     playing: AtomicU64,
     stalled: AtomicU64,
@@ -141,9 +161,28 @@ struct Shared {
 }
 
 impl Shared {
+    fn new(client: reqwest::Client, routers: Vec<Url>, viewers: usize, slow: Duration) -> Self {
+        Shared {
+            client,
+            routers,
+            recorder: Mutex::new(Recorder::new(viewers, slow)),
+            checker: Mutex::new(Checker::new()),
+            active: AtomicU64::new(0),
+            playing: AtomicU64::new(0),
+            stalled: AtomicU64::new(0),
+            stalls: AtomicU64::new(0),
+            arrived: AtomicU64::new(0),
+        }
+    }
+
     fn recorder(&self) -> MutexGuard<'_, Recorder> {
         // A panic while recording leaves figures that are still worth reporting.
         self.recorder.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn checker(&self) -> MutexGuard<'_, Checker> {
+        // As for the recorder: what was checked before a panic still stands.
+        self.checker.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -197,18 +236,18 @@ pub async fn run(config: &PlayersConfig) -> Result<PlayersReport> {
     )
     .await;
 
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(Shared::new(
         client,
-        recorder: Mutex::new(Recorder::new(config.viewers, config.slow)),
-        active: AtomicU64::new(0),
-        playing: AtomicU64::new(0),
-        stalled: AtomicU64::new(0),
-        stalls: AtomicU64::new(0),
-        arrived: AtomicU64::new(0),
-    });
+        config.routers.clone(),
+        config.viewers,
+        config.slow,
+    ));
     let start = Instant::now();
     let end = start + config.duration;
     let sampler = tokio::spawn(sample(shared.clone(), start, end, config.progress));
+    let probe_timeout = PROBE_TIMEOUT.min(config.timeout);
+    let (probes, queued) = mpsc::channel(PROBE_QUEUE);
+    let mut prober = tokio::spawn(probe_all(shared.clone(), queued, probe_timeout));
 
     let mut rng = SmallRng::seed_from_u64(config.seed);
     let mut popularity = vec![0u64; streams.len()];
@@ -232,11 +271,21 @@ pub async fn run(config: &PlayersConfig) -> Result<PlayersReport> {
             config.player.clone(),
             shared.clone(),
             end,
+            probes.clone(),
         )));
     }
+    // The prober ends once every viewer has dropped its sender and the queue is empty.
+    drop(probes);
     for v in viewers {
         // A viewer task that panicked has already lost its figures; the rest stand.
         let _ = v.await;
+    }
+    // The last URLs get one more probe timeout; what is still queued then is left unprobed.
+    if tokio::time::timeout(probe_timeout + Duration::from_secs(1), &mut prober)
+        .await
+        .is_err()
+    {
+        prober.abort();
     }
     let timeline = sampler.await.unwrap_or_default();
     let elapsed = start.elapsed();
@@ -269,8 +318,9 @@ pub async fn run(config: &PlayersConfig) -> Result<PlayersReport> {
         .zip(popularity)
         .map(|(s, n)| (s.trim_end_matches("/master.m3u8").to_owned(), n))
         .collect();
+    let invariants = shared.checker().figures();
     Ok(report::players(
-        settings, &recorder, arrived, elapsed, popularity, &edge_ids, &timeline, &before, &after,
+        settings, &recorder, arrived, elapsed, popularity, &edge_ids, &timeline, &before, &after, invariants,
     ))
 }
 
@@ -457,9 +507,31 @@ enum SessionEnd {
     RunOver,
 }
 
+/// What one viewer's requests share: its number, the router it uses now
+/// (an index into [`Shared::routers`]), and the queue of segment URLs to probe.
+struct Viewer<'a> {
+    id: usize,
+    router: AtomicUsize,
+    probes: mpsc::Sender<Url>,
+    shared: &'a Shared,
+}
+
 /// One viewer: sessions one after the other until the run ends.
-async fn viewer(id: usize, master: Url, config: PlayerConfig, shared: Arc<Shared>, end: Instant) {
+async fn viewer(
+    id: usize,
+    master: Url,
+    config: PlayerConfig,
+    shared: Arc<Shared>,
+    end: Instant,
+    probes: mpsc::Sender<Url>,
+) {
     shared.active.fetch_add(1, Ordering::Relaxed);
+    let me = Viewer {
+        id,
+        router: AtomicUsize::new(id % shared.routers.len().max(1)),
+        probes,
+        shared: &shared,
+    };
     loop {
         let now = Instant::now();
         if now >= end {
@@ -467,7 +539,7 @@ async fn viewer(id: usize, master: Url, config: PlayerConfig, shared: Arc<Shared
         }
         let (mut player, actions) = Player::new(master.clone(), config.clone(), now);
         let mut state = PlayState::default();
-        let outcome = session(id, &mut player, actions, &shared, end, &mut state).await;
+        let outcome = session(&me, &mut player, actions, end, &mut state).await;
         let stats = player.finish(Instant::now().min(end));
         state.set(&shared, false, false);
         shared.recorder().session(&stats);
@@ -523,13 +595,13 @@ enum Done {
 }
 
 async fn session(
-    id: usize,
+    viewer: &Viewer<'_>,
     player: &mut Player,
     first: Vec<Action>,
-    shared: &Shared,
     end: Instant,
     state: &mut PlayState,
 ) -> SessionEnd {
+    let shared = viewer.shared;
     let mut pending: Vec<Fetch> = Vec::new();
     let mut inflight = FuturesUnordered::new();
     let mut actions = first;
@@ -547,7 +619,7 @@ async fn session(
         while i < pending.len() {
             if pending[i].at <= now {
                 let fetch = pending.swap_remove(i);
-                inflight.push(perform(id, fetch, shared));
+                inflight.push(perform(viewer, fetch));
             } else {
                 i += 1;
             }
@@ -593,12 +665,13 @@ fn failure(e: &reqwest::Error) -> Failure {
 }
 
 /// Sends one request, records it, and says what came of it.
-async fn perform(viewer: usize, fetch: Fetch, shared: &Shared) -> Done {
+async fn perform(viewer: &Viewer<'_>, fetch: Fetch) -> Done {
+    let shared = viewer.shared;
     let started = Instant::now();
     match fetch.kind {
         FetchKind::Master | FetchKind::Media => {
             let master = fetch.kind == FetchKind::Master;
-            let body = get_body(&shared.client, &fetch.url).await;
+            let (answered, body) = get_playlist(viewer, &fetch.url).await;
             let elapsed = started.elapsed();
             let parsed = body.and_then(|b| {
                 let parsed = if master {
@@ -613,11 +686,14 @@ async fn perform(viewer: usize, fetch: Fetch, shared: &Shared) -> Done {
                 .playlist(master, elapsed, parsed.as_ref().err().map(|f| f.0.as_str()));
             match parsed {
                 Ok(Ok(m)) => Done::Master(Ok(m)),
-                Ok(Err(m)) => Done::Media {
-                    url: fetch.url,
-                    requested_at: started,
-                    result: Ok(m),
-                },
+                Ok(Err(m)) => {
+                    check(viewer, &answered, &m);
+                    Done::Media {
+                        url: fetch.url,
+                        requested_at: started,
+                        result: Ok(m),
+                    }
+                }
                 Err(f) if master => Done::Master(Err(f)),
                 Err(f) => Done::Media {
                     url: fetch.url,
@@ -630,7 +706,7 @@ async fn perform(viewer: usize, fetch: Fetch, shared: &Shared) -> Done {
             let (ttfb, bytes, result) = get_segment(&shared.client, &fetch.url).await;
             let elapsed = started.elapsed();
             shared.recorder().segment(&SegmentRecord {
-                viewer,
+                viewer: viewer.id,
                 edge: &hls::edge_of(&fetch.url),
                 object: hls::object_of(&fetch.url),
                 ttfb,
@@ -646,13 +722,128 @@ async fn perform(viewer: usize, fetch: Fetch, shared: &Shared) -> Done {
     }
 }
 
-async fn get_body(client: &reqwest::Client, url: &Url) -> Result<bytes::Bytes, Failure> {
-    let response = client.get(url.clone()).send().await.map_err(|e| failure(&e))?;
+/// Why a request brought no body.
+enum Miss {
+    /// The server answered with this status (not 2xx).
+    Status(u16),
+    /// No whole answer: refused, reset, timed out, body cut.
+    Transport(Failure),
+}
+
+impl Miss {
+    fn into_failure(self) -> Failure {
+        match self {
+            Miss::Status(status) => Failure(format!("status {status}")),
+            Miss::Transport(failure) => failure,
+        }
+    }
+}
+
+async fn get_body(client: &reqwest::Client, url: &Url) -> Result<bytes::Bytes, Miss> {
+    let response = client
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|e| Miss::Transport(failure(&e)))?;
     let status = response.status();
     if !status.is_success() {
-        return Err(Failure(format!("status {}", status.as_u16())));
+        return Err(Miss::Status(status.as_u16()));
     }
-    response.bytes().await.map_err(|e| failure(&e))
+    response.bytes().await.map_err(|e| Miss::Transport(failure(&e)))
+}
+
+/// Fetches a playlist from the viewer's router; after a transport failure,
+/// the same path and query at once from the next router, which the viewer
+/// keeps (each router is tried at most once per request). Returns the URL
+/// that gave the outcome.
+async fn get_playlist(viewer: &Viewer<'_>, url: &Url) -> (Url, Result<bytes::Bytes, Failure>) {
+    let shared = viewer.shared;
+    let routers = &shared.routers;
+    let mut tried = 1;
+    loop {
+        let current = viewer.router.load(Ordering::Relaxed);
+        let moved = routers.get(current).and_then(|to| on_router(url, routers, to));
+        let can_fail_over = moved.is_some() && tried < routers.len();
+        let target = moved.unwrap_or_else(|| url.clone());
+        match get_body(&shared.client, &target).await {
+            Err(Miss::Transport(_)) if can_fail_over => {
+                tried += 1;
+                viewer
+                    .router
+                    .store((current + 1) % routers.len(), Ordering::Relaxed);
+                shared.recorder().failover(viewer.id);
+            }
+            result => return (target, result.map_err(Miss::into_failure)),
+        }
+    }
+}
+
+/// `url`, which names one of `routers`, sent to router `to` instead: same
+/// path and query, as a DNS name or a load balancer in front of the routers
+/// would send it. `None` for a URL on any other host.
+fn on_router(url: &Url, routers: &[Url], to: &Url) -> Option<Url> {
+    if !routers.iter().any(|r| r.origin() == url.origin()) {
+        return None;
+    }
+    let mut moved = url.clone();
+    moved.set_scheme(to.scheme()).ok()?;
+    moved.set_host(to.host_str()).ok()?;
+    moved.set_port(to.port()).ok()?;
+    Some(moved)
+}
+
+/// Checks a media playlist the viewer received from `url` against the
+/// stream invariants, and queues the segment URLs nobody saw before for a
+/// probe (one that does not fit in the queue is left unprobed).
+fn check(viewer: &Viewer<'_>, url: &Url, media: &hls::MediaInfo) {
+    let fresh = viewer.shared.checker().observe(Received {
+        viewer: viewer.id,
+        url,
+        at: SystemTime::now(),
+        playlist: media,
+    });
+    for segment in fresh {
+        if viewer.probes.try_send(segment).is_err() {
+            break;
+        }
+    }
+}
+
+/// Probes the queued segment URLs, [`PROBE_CONCURRENCY`] at a time, until
+/// the queue is closed and empty, and reports each outcome to the checker.
+async fn probe_all(shared: Arc<Shared>, queued: mpsc::Receiver<Url>, timeout: Duration) {
+    let urls = futures::stream::unfold(queued, |mut queued| async move {
+        queued.recv().await.map(|url| (url, queued))
+    });
+    urls.for_each_concurrent(PROBE_CONCURRENCY, |url| {
+        let shared = &shared;
+        async move {
+            let outcome = probe(&shared.client, &url, timeout).await;
+            if outcome == Probe::Fetchable {
+                shared.recorder().object(hls::object_of(&url));
+            }
+            shared.checker().probed(&url, outcome);
+        }
+    })
+    .await;
+}
+
+/// `GET` of the first byte of a segment: a 2xx is fetchable.
+async fn probe(client: &reqwest::Client, url: &Url, timeout: Duration) -> Probe {
+    let sent = client
+        .get(url.clone())
+        .header(reqwest::header::RANGE, "bytes=0-0")
+        .timeout(timeout)
+        .send()
+        .await;
+    match sent {
+        Ok(response) if response.status().is_success() => match response.bytes().await {
+            Ok(_) => Probe::Fetchable,
+            Err(e) => Probe::NoAnswer(failure(&e).0),
+        },
+        Ok(response) => Probe::Status(response.status().as_u16()),
+        Err(e) => Probe::NoAnswer(failure(&e).0),
+    }
 }
 
 /// Time to the response head, body bytes, and the outcome.
@@ -736,5 +927,138 @@ mod tests {
         assert_eq!(u("nope"), None);
         assert_eq!(default_arrival_rate(50), 5.0);
         assert_eq!(default_arrival_rate(3), 1.0);
+    }
+
+    #[test]
+    fn failover_keeps_path_and_query_and_leaves_other_hosts_alone() {
+        let u = |s: &str| Url::parse(s).expect("url");
+        let routers = [u("http://127.0.0.1:8080/"), u("https://router.example/")];
+        let media = u("http://127.0.0.1:8080/live/demo-1/240p/index.m3u8?s=tok&_HLS_msn=7");
+        let moved = |to: &Url| on_router(&media, &routers, to).map(String::from);
+        assert_eq!(
+            moved(&routers[1]).as_deref(),
+            Some("https://router.example/live/demo-1/240p/index.m3u8?s=tok&_HLS_msn=7")
+        );
+        assert_eq!(moved(&routers[0]).as_deref(), Some(media.as_str()));
+        let back = on_router(
+            &u("https://router.example/live/x/master.m3u8"),
+            &routers,
+            &routers[0],
+        );
+        assert_eq!(
+            back.map(String::from).as_deref(),
+            Some("http://127.0.0.1:8080/live/x/master.m3u8")
+        );
+        let edge = u("http://127.0.0.1:9001/live/demo-1/240p/index.m3u8");
+        assert_eq!(on_router(&edge, &routers, &routers[1]), None);
+    }
+
+    /// A server answering every request with `status` and `body`, then
+    /// closing the connection; with `declared`, a `Content-Length` of that
+    /// many bytes instead of the body's (a body cut short when larger).
+    async fn answering(status: &'static str, body: &'static str, declared: Option<usize>) -> Url {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let answer = format!(
+                        "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        declared.unwrap_or(body.len())
+                    );
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        Url::parse(&format!("http://{addr}/")).expect("url")
+    }
+
+    /// A loopback address nobody listens on: connections are refused.
+    fn refusing() -> Url {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        Url::parse(&format!("http://127.0.0.1:{port}/")).expect("url")
+    }
+
+    async fn fetch_as_viewer(
+        routers: &[Url],
+        home: usize,
+    ) -> (Url, Result<bytes::Bytes, Failure>, usize, u64) {
+        let http = client(Duration::from_secs(2)).expect("client");
+        let shared = Shared::new(http, routers.to_vec(), 1, Duration::from_secs(1));
+        let (probes, _queued) = mpsc::channel(1);
+        let viewer = Viewer {
+            id: 0,
+            router: AtomicUsize::new(home),
+            probes,
+            shared: &shared,
+        };
+        let url = routers[home].join("live/x/240p/index.m3u8?s=tok").expect("url");
+        let (answered, result) = get_playlist(&viewer, &url).await;
+        let failovers = shared.recorder().moves().failovers;
+        (answered, result, viewer.router.load(Ordering::Relaxed), failovers)
+    }
+
+    #[tokio::test]
+    async fn playlists_fail_over_on_transport_failures_only() {
+        let live = answering("200 OK", "#EXTM3U\n", None).await;
+        let failing = answering("502 Bad Gateway", "origin unreachable\n", None).await;
+        let cut = answering("200 OK", "#EXTM3U\n", Some(5000)).await;
+        let (dead, also_dead) = (refusing(), refusing());
+
+        // Refused: the same path and query from the next router, which the viewer keeps.
+        let (answered, result, router, failovers) = fetch_as_viewer(&[dead.clone(), live.clone()], 0).await;
+        assert_eq!(answered.as_str(), format!("{live}live/x/240p/index.m3u8?s=tok"));
+        assert_eq!(result.ok().as_deref(), Some(&b"#EXTM3U\n"[..]));
+        assert_eq!((router, failovers), (1, 1));
+
+        // A body cut short is a transport failure too.
+        let (answered, result, router, failovers) =
+            fetch_as_viewer(&[live.clone(), cut, live.clone()], 1).await;
+        assert_eq!(answered.origin(), live.origin());
+        assert!(result.is_ok());
+        assert_eq!((router, failovers), (2, 1));
+
+        // A live router's status is its answer: no failover.
+        let (answered, result, router, failovers) =
+            fetch_as_viewer(&[failing.clone(), live.clone()], 0).await;
+        assert_eq!(answered.origin(), failing.origin());
+        assert_eq!(result.err(), Some(Failure("status 502".into())));
+        assert_eq!((router, failovers), (0, 0));
+
+        // Every router refuses: each is tried once, then the player hears of it.
+        let (_, result, router, failovers) = fetch_as_viewer(&[also_dead, dead], 1).await;
+        assert_eq!(result.err(), Some(Failure("connect".into())));
+        assert_eq!((router, failovers), (0, 1));
+
+        // One router: nowhere to fail over to.
+        let (_, result, router, failovers) = fetch_as_viewer(&[refusing()], 0).await;
+        assert!(result.is_err());
+        assert_eq!((router, failovers), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn probes_tell_fetchable_from_status_and_silence() {
+        let http = client(Duration::from_secs(2)).expect("client");
+        let timeout = Duration::from_secs(1);
+        let partial = answering("206 Partial Content", "G", None).await;
+        assert_eq!(probe(&http, &partial, timeout).await, Probe::Fetchable);
+        let missing = answering("404 Not Found", "", None).await;
+        assert_eq!(probe(&http, &missing, timeout).await, Probe::Status(404));
+        assert_eq!(
+            probe(&http, &refusing(), timeout).await,
+            Probe::NoAnswer("connect".into())
+        );
     }
 }

@@ -95,6 +95,14 @@ pub fn players(r: &PlayersReport) -> String {
                 "segments (skipped)".into(),
                 format!("{} ({})", s.segments, s.skipped_segments),
             ],
+            vec![
+                "edge changes (viewers)".into(),
+                format!("{} ({})", v.moves.edge_changes, v.moves.viewers_changed_edge),
+            ],
+            vec![
+                "router failovers (viewers)".into(),
+                format!("{} ({})", v.moves.failovers, v.moves.viewers_failed_over),
+            ],
         ],
     );
     b.push_str("<h2>Requests</h2>");
@@ -224,6 +232,28 @@ pub fn players(r: &PlayersReport) -> String {
             ],
         ],
     );
+    let i = &r.invariants;
+    b.push_str("<h2>Stream invariants</h2>");
+    let mut rows = vec![
+        vec!["media playlists checked".into(), i.playlists_checked.to_string()],
+        vec![
+            "segment URLs probed / seen".into(),
+            format!("{} / {}", i.uris_probed, i.uris_seen),
+        ],
+    ];
+    rows.extend(
+        i.violations
+            .iter()
+            .map(|(k, n)| vec![format!("violations: {k}"), n.to_string()]),
+    );
+    table(&mut b, &["figure", "value"], &rows);
+    if !i.first_violations.is_empty() {
+        b.push_str("<ul>");
+        for v in &i.first_violations {
+            let _ = write!(b, "<li><code>{}</code></li>", escape(v));
+        }
+        b.push_str("</ul>\n");
+    }
     if !r.errors.is_empty() {
         b.push_str("<h2>Errors</h2>");
         let rows: Vec<Vec<String>> = r

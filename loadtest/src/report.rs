@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::invariants::InvariantFigures;
 use crate::prom::{self, Sample};
-use crate::stats::{Bucket, ClassFigures, KindFigures, Percentiles, Recorder, Sessions};
+use crate::stats::{Bucket, ClassFigures, KindFigures, Moves, Percentiles, Recorder, Sessions};
 
 /// The run's settings, as given.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -82,6 +83,8 @@ pub struct ViewerFigures {
     pub stalls_per_viewer_hour: f64,
     /// Stall time / (play time + stall time).
     pub rebuffering_ratio: f64,
+    /// Edge changes and router failovers.
+    pub moves: Moves,
 }
 
 /// One edge, as the viewers saw it.
@@ -124,7 +127,7 @@ pub struct EdgeCache {
 /// What the edges' caches did for the origin (deltas of `/metrics`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CacheFigures {
-    /// Distinct segments the viewers fetched.
+    /// Distinct segments the viewers fetched or the invariant checker probed.
     pub unique_segments: u64,
     /// Each edge's cache.
     pub edges: Vec<EdgeCache>,
@@ -183,6 +186,8 @@ pub struct PlayersReport {
     pub streams: Vec<(String, u64)>,
     /// Per-second series.
     pub timeline: Timeline,
+    /// Stream invariants of every media playlist received.
+    pub invariants: InvariantFigures,
 }
 
 /// Builds the report of a finished run.
@@ -197,6 +202,7 @@ pub fn players(
     samples: &[TimelineSample],
     before: &Scrape,
     after: &Scrape,
+    invariants: InvariantFigures,
 ) -> PlayersReport {
     let sessions = recorder.sessions().clone();
     let with_edge = recorder.viewers_with_edge(arrived);
@@ -240,6 +246,7 @@ pub fn players(
             } else {
                 0.0
             },
+            moves: recorder.moves(),
             sessions,
         },
         requests: recorder.kinds(),
@@ -249,6 +256,7 @@ pub fn players(
         cache: cache_figures(before, after, recorder.unique_objects()),
         streams,
         timeline: timeline(samples),
+        invariants,
     }
 }
 
@@ -399,6 +407,12 @@ pub fn players_table(r: &PlayersReport) -> String {
         "stalls: {} ({:.2} per viewer-hour), stalled {:.1} s, rebuffering ratio {:.5}; {} segments skipped, {} resyncs",
         s.stalls, v.stalls_per_viewer_hour, s.stall_secs, v.rebuffering_ratio, s.skipped_segments, s.resyncs
     );
+    let m = &v.moves;
+    let _ = writeln!(
+        out,
+        "moves: {} edge changes ({} viewers); {} router failovers ({} viewers)",
+        m.edge_changes, m.viewers_changed_edge, m.failovers, m.viewers_failed_over
+    );
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -473,6 +487,20 @@ pub fn players_table(r: &PlayersReport) -> String {
             .map_or_else(|| "n/a".into(), |n| n.to_string()),
         opt(c.origin_requests_per_unique_segment, 3),
     );
+    let i = &r.invariants;
+    let kinds: Vec<String> = i.violations.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let _ = writeln!(
+        out,
+        "invariants: {} media playlists checked, {} of {} segment URLs probed; violations {} ({})",
+        i.playlists_checked,
+        i.uris_probed,
+        i.uris_seen,
+        i.violations_total,
+        kinds.join(", ")
+    );
+    for v in &i.first_violations {
+        let _ = writeln!(out, "  violation {v}");
+    }
     let _ = writeln!(out, "{}", summary(r));
     out
 }
@@ -484,7 +512,7 @@ pub fn summary(r: &PlayersReport) -> String {
     let slow: u64 = r.requests.values().map(|k| k.slow).sum();
     let p99 = |i: usize| r.latency.get(i).map_or(0.0, |c| c.latency.p99_ms);
     format!(
-        "summary: viewers={} with_edge={} sessions={} stalls={} stall_secs={:.1} gave_up={} errors={} slow={} startup_p99_ms={:.0} media_p99_ms={:.1} segment_p99_ms={:.1} hit_ratio={} origin_per_segment={}",
+        "summary: viewers={} with_edge={} sessions={} stalls={} stall_secs={:.1} gave_up={} errors={} slow={} startup_p99_ms={:.0} media_p99_ms={:.1} segment_p99_ms={:.1} hit_ratio={} origin_per_segment={} failovers={} violations={}",
         v.arrived,
         v.with_edge,
         v.sessions.sessions,
@@ -498,6 +526,8 @@ pub fn summary(r: &PlayersReport) -> String {
         p99(3),
         opt(r.cache.hit_ratio, 4),
         opt(r.cache.origin_requests_per_unique_segment, 3),
+        v.moves.failovers,
+        r.invariants.violations_total,
     )
 }
 

@@ -202,7 +202,25 @@ pub struct Recorder {
     edge_index: HashMap<String, usize>,
     unique_objects: HashSet<String>,
     viewer_edge: Vec<Option<usize>>,
+    /// Per viewer: segments that came from another edge than the one before.
+    edge_changes: Vec<u32>,
+    /// Per viewer: playlist requests retried on the next router.
+    failovers: Vec<u32>,
     sessions: Sessions,
+}
+
+/// Viewers moving between edges (by their segments) and between routers
+/// (failovers of their playlist requests).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Moves {
+    /// Segments that came from another edge than the viewer's previous one.
+    pub edge_changes: u64,
+    /// Viewers with at least one edge change.
+    pub viewers_changed_edge: u64,
+    /// Playlist requests retried on the next router after a transport failure.
+    pub failovers: u64,
+    /// Viewers that failed over at least once.
+    pub viewers_failed_over: u64,
 }
 
 /// The request kinds counted for errors and slowness.
@@ -288,6 +306,8 @@ impl Recorder {
             edge_index: HashMap::new(),
             unique_objects: HashSet::new(),
             viewer_edge: vec![None; viewers],
+            edge_changes: vec![0; viewers],
+            failovers: vec![0; viewers],
             sessions: Sessions::default(),
         }
     }
@@ -356,10 +376,41 @@ impl Recorder {
         tally.viewers.insert(viewer);
         self.latency[Class::Segment.index()].saturating_record(micros(elapsed));
         if let Some(slot) = self.viewer_edge.get_mut(viewer) {
+            if slot.is_some_and(|previous| previous != index)
+                && let Some(changes) = self.edge_changes.get_mut(viewer)
+            {
+                *changes += 1;
+            }
             *slot = Some(index);
         }
+        self.object(object);
+    }
+
+    /// An object (URL path) an edge served other than to a viewer's segment
+    /// request: a probe of the invariant checker. It counts among the unique
+    /// objects, since the edges fetched it from the origin like any other.
+    pub fn object(&mut self, object: &str) {
         if !self.unique_objects.contains(object) {
             self.unique_objects.insert(object.to_owned());
+        }
+    }
+
+    /// A playlist request of `viewer` went to the next router.
+    pub fn failover(&mut self, viewer: usize) {
+        if let Some(n) = self.failovers.get_mut(viewer) {
+            *n += 1;
+        }
+    }
+
+    /// Edge changes and failovers so far.
+    pub fn moves(&self) -> Moves {
+        let total = |v: &[u32]| v.iter().map(|&n| u64::from(n)).sum();
+        let viewers = |v: &[u32]| v.iter().filter(|&&n| n > 0).count() as u64;
+        Moves {
+            edge_changes: total(&self.edge_changes),
+            viewers_changed_edge: viewers(&self.edge_changes),
+            failovers: total(&self.failovers),
+            viewers_failed_over: viewers(&self.failovers),
         }
     }
 
@@ -507,7 +558,7 @@ impl Recorder {
         seen.iter().filter(|&&s| s).count() as u64
     }
 
-    /// Distinct segment objects (URL paths) fetched.
+    /// Distinct segment objects (URL paths) fetched by viewers or probes.
     pub fn unique_objects(&self) -> u64 {
         self.unique_objects.len() as u64
     }
@@ -562,6 +613,9 @@ mod tests {
         r.segment(&seg(1, "e1:1", "/a/1.ts", Some(ms(1)), 100, None));
         r.segment(&seg(2, "e2:1", "/a/3.ts", None, 0, Some("timeout")));
         assert_eq!(r.unique_objects(), 2);
+        r.object("/a/1.ts");
+        r.object("/a/0.ts");
+        assert_eq!(r.unique_objects(), 3);
         assert_eq!(r.viewers_with_edge(3), 2);
         let (now, bytes) = r.edge_snapshot();
         assert_eq!(now, [1, 1]);
@@ -570,6 +624,22 @@ mod tests {
         assert_eq!(edges[0].edge, "e1:1");
         assert_eq!(edges[0].viewers, 2);
         assert_eq!(edges[1].errors, 1);
+        // Viewer 0 went from e1 to e2; a failed fetch is no change.
+        assert_eq!((r.moves().edge_changes, r.moves().viewers_changed_edge), (1, 1));
+        r.segment(&seg(0, "e1:1", "/a/3.ts", Some(ms(1)), 100, None));
+        r.segment(&seg(1, "e1:1", "/a/3.ts", Some(ms(1)), 100, None));
+        r.failover(2);
+        r.failover(2);
+        r.failover(7); // not a viewer of this run: ignored
+        assert_eq!(
+            r.moves(),
+            Moves {
+                edge_changes: 2,
+                viewers_changed_edge: 1,
+                failovers: 2,
+                viewers_failed_over: 1,
+            }
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `hlscdn-origin` publishing the demo streams, two `hlscdn-router`s that are
 //! peers, and three `hlscdn-edge`s heartbeating to the first router. A short,
 //! bounded run must play without errors or stalls, put every viewer on an
-//! edge, and write its figures to JSON and HTML.
+//! edge, keep every stream invariant, and write its figures to JSON and HTML.
 
 #[path = "../../origin-store/tests/common/mod.rs"]
 mod common;
@@ -232,9 +232,30 @@ async fn fifty_viewers_play_without_errors_or_stalls() {
         .expect("per segment");
     assert!((0.5..=3.5).contains(&per_segment), "{c}");
 
+    // Stream invariants: every media playlist checked, every segment URL
+    // probed, nothing violated; both routers alive, so no failover.
+    let i = &r["invariants"];
+    let checked = i["playlists_checked"].as_u64().expect("playlists_checked");
+    let media = r["requests"]["media playlist"]["requests"]
+        .as_u64()
+        .expect("media requests");
+    assert_eq!(checked, media, "every media playlist received is checked: {i}");
+    assert!(i["uris_seen"].as_u64().is_some_and(|n| n > 0), "{i}");
+    assert_eq!(i["uris_probed"], i["uris_seen"], "{i}");
+    assert_eq!(i["violations_total"], 0, "{i}");
+    for kind in ["backwards", "discontinuity", "too_old", "unfetchable"] {
+        assert_eq!(i["violations"][kind], 0, "{kind}: {i}");
+    }
+    assert_eq!(v["moves"]["failovers"], 0, "{}", v["moves"]);
+    assert!(
+        stdout.contains("invariants: ") && stdout.contains(" failovers=0 violations=0"),
+        "{stdout}"
+    );
+
     let t = &r["timeline"];
     assert!(t["secs"].as_array().is_some_and(|s| s.len() >= 15), "{t}");
     let page = std::fs::read_to_string(&html).expect("html");
     assert!(page.starts_with("<!doctype html>") && page.matches("<svg").count() >= 3);
+    assert!(page.contains("<h2>Stream invariants</h2>"));
     assert!(!page.contains("<script"), "self-contained, no script");
 }
