@@ -1,7 +1,8 @@
 //! The heartbeat loop: every interval it samples the load, publishes it on
 //! `/metrics`, and posts an ad to every router that is due one; every few
 //! seconds it asks a router for the routers it knows; when a drain starts it
-//! posts a `draining` ad to every router at once.
+//! posts a `draining` ad to every router at once. It also keeps a link open
+//! to every router it knows ([`crate::link`]).
 //!
 //! One loop, sleeping until the next deadline. Each POST runs in its own
 //! task with its own timeout and reports back over a channel, so a router
@@ -13,11 +14,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use router_api::fleet::{EdgeState, Instance};
+use router_api::fleet::{EdgeState, Instance, Link};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{Config, normalize_router_url};
 use crate::http::AppState;
+use crate::link::Links;
 use crate::load::{Gauges, LoadMeter};
 use crate::metrics;
 use crate::peers::{Flip, Peers, Policy};
@@ -46,6 +48,7 @@ pub struct Heartbeat {
     sampler: Option<Sampler>,
     meter: LoadMeter,
     peers: Peers,
+    links: Option<Links>,
     generation: u64,
 }
 
@@ -65,7 +68,15 @@ impl Heartbeat {
             .no_proxy()
             .build()?;
         let policy = Policy::for_interval(config.heartbeat_interval, config.forget_router_after);
+        let links = config.fleet_token.clone().map(|token| {
+            let link = Link {
+                edge: config.id.clone(),
+                instance: instance.id.clone(),
+            };
+            Links::new(http.clone(), token, link, config.heartbeat_interval)
+        });
         Ok(Heartbeat {
+            links,
             peers: Peers::new(&config.routers, policy, Instant::now()),
             meter: LoadMeter::new(config.load_window),
             sampler: Some(Sampler::new(port)),
@@ -125,6 +136,9 @@ impl Heartbeat {
         self.sample(now).await;
         if self.config.fleet_token.is_none() {
             return;
+        }
+        if let Some(links) = &mut self.links {
+            links.sync(self.peers.all().iter().map(|p| p.url.as_str()));
         }
         let due = self.peers.take_due(now);
         if due.is_empty() {
@@ -252,7 +266,12 @@ impl Heartbeat {
         match event {
             Event::Ad { url, ok } => match self.peers.observe(&url, ok, now) {
                 Some(Flip::Down) => tracing::warn!(router = %url, "router stopped taking ads"),
-                Some(Flip::Up) => tracing::info!(router = %url, "router takes ads again"),
+                Some(Flip::Up) => {
+                    tracing::info!(router = %url, "router takes ads again");
+                    if let Some(links) = &mut self.links {
+                        links.restart(&url);
+                    }
+                }
                 None => {}
             },
             Event::Routers { urls } => {

@@ -31,6 +31,7 @@ pub mod drain;
 pub mod error;
 pub mod heartbeat;
 pub mod http;
+pub mod link;
 pub mod load;
 pub mod metrics;
 pub mod passthrough;

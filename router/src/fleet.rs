@@ -8,10 +8,19 @@
 //! - An edge that was stale and comes back is held down: it gets no new
 //!   viewers until it has stayed fresh for `hold_down`, so a flapping edge
 //!   does not pull viewers back and forth.
+//! - An edge may also hold a link to this router (a long-lived request, see
+//!   `POST /api/v1/link`). When its last link breaks, the kernel closed the
+//!   edge's sockets: the process died. The edge counts as stale at once
+//!   instead of after its TTL, and ads of that instance still in flight (a
+//!   peer forwarding its last heartbeat) are ignored for one TTL unless it
+//!   links again. A link coming back is a comeback: held down. A router that
+//!   saw a link break tells its peers; a peer holding its own link from that
+//!   instance keeps trusting it, any other marks the edge lost too.
 //! - [`FleetView::transitions`] reports each edge's flips (fresh ↔ stale,
 //!   ready ↔ draining) once, for logs, events and metrics.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::time::{Duration, Instant};
 
 use router_api::fleet::{Ad, EdgeSnapshot, EdgeState, FleetSnapshot};
@@ -47,12 +56,29 @@ struct Record {
     eligible_since: Option<Instant>,
     /// Freshness and state as last reported by `transitions`.
     reported: Option<(bool, EdgeState)>,
+    /// When the last link of this ad's instance broke.
+    lost_at: Option<Instant>,
 }
 
 impl Record {
+    fn ttl(&self) -> Duration {
+        Duration::from_millis(self.ad.ttl_ms)
+    }
+
     fn fresh_until(&self) -> Instant {
-        let ttl = Duration::from_millis(self.ad.ttl_ms);
-        self.received_at.checked_add(ttl).unwrap_or(self.received_at)
+        let expires = self
+            .received_at
+            .checked_add(self.ttl())
+            .unwrap_or(self.received_at);
+        self.lost_at.map_or(expires, |lost| lost.min(expires))
+    }
+
+    /// Whether `ad` is its own instance's heartbeat sent before the link
+    /// broke, arriving within one TTL of the break.
+    fn is_quarantined(&self, ad: &Ad, now: Instant) -> bool {
+        self.lost_at.is_some_and(|lost| {
+            ad.instance == self.ad.instance && now < lost.checked_add(self.ttl()).unwrap_or(lost)
+        })
     }
 
     fn is_fresh(&self, now: Instant) -> bool {
@@ -64,6 +90,8 @@ impl Record {
 #[derive(Debug, Clone)]
 pub struct FleetView {
     edges: BTreeMap<String, Record>,
+    /// Open links by (edge id, instance id).
+    links: BTreeMap<(String, String), usize>,
     hold_down: Duration,
     forget_after: Duration,
 }
@@ -87,6 +115,7 @@ impl FleetView {
     pub fn new(hold_down: Duration, forget_after: Duration) -> Self {
         Self {
             edges: BTreeMap::new(),
+            links: BTreeMap::new(),
             hold_down,
             forget_after,
         }
@@ -103,6 +132,7 @@ impl FleetView {
                     received_at,
                     eligible_since: None,
                     reported: None,
+                    lost_at: None,
                 };
                 self.edges.insert(record.ad.edge_id.clone(), record);
                 Applied::Stored
@@ -110,7 +140,9 @@ impl FleetView {
             Some(record) => {
                 let expired = !record.is_fresh(now);
                 let restarted = record.ad.instance != ad.instance;
-                if !(ad.is_newer_than(&record.ad) || (expired && restarted)) {
+                if !(ad.is_newer_than(&record.ad) || (expired && restarted))
+                    || record.is_quarantined(&ad, now)
+                {
                     return Applied::NotNewer;
                 }
                 if expired {
@@ -118,8 +150,66 @@ impl FleetView {
                 }
                 record.ad = ad;
                 record.received_at = received_at;
+                record.lost_at = None;
                 Applied::Stored
             }
+        }
+    }
+
+    /// An edge instance opened a link. True when that ends a loss (the
+    /// edge is held down from `now`, and fresh again with its next ad).
+    pub fn link_opened(&mut self, edge: &str, instance: &str, now: Instant) -> bool {
+        *self
+            .links
+            .entry((edge.to_owned(), instance.to_owned()))
+            .or_default() += 1;
+        match self.edges.get_mut(edge) {
+            Some(record) if record.ad.instance.id == instance && record.lost_at.is_some() => {
+                record.lost_at = None;
+                // The ad from before the loss does not count: fresh again
+                // only with a new one.
+                record.received_at = now.checked_sub(record.ttl()).unwrap_or(record.received_at);
+                record.eligible_since = Some(now + self.hold_down);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A link of an edge instance ended. True when it was the instance's last
+    /// and the edge was fresh: it is stale from `now`.
+    pub fn link_closed(&mut self, edge: &str, instance: &str, now: Instant) -> bool {
+        let Entry::Occupied(mut open) = self.links.entry((edge.to_owned(), instance.to_owned())) else {
+            return false;
+        };
+        *open.get_mut() -= 1;
+        if *open.get() > 0 {
+            return false;
+        }
+        open.remove();
+        self.mark_lost(edge, instance, now)
+    }
+
+    /// Links open to this router.
+    pub fn open_links(&self) -> usize {
+        self.links.values().sum()
+    }
+
+    /// Another router saw the last link of an edge instance break. True when
+    /// this router holds no link from it and the edge was fresh: it is stale
+    /// from `now`.
+    pub fn lost_elsewhere(&mut self, edge: &str, instance: &str, now: Instant) -> bool {
+        let linked = self.links.contains_key(&(edge.to_owned(), instance.to_owned()));
+        !linked && self.mark_lost(edge, instance, now)
+    }
+
+    fn mark_lost(&mut self, edge: &str, instance: &str, now: Instant) -> bool {
+        match self.edges.get_mut(edge) {
+            Some(record) if record.ad.instance.id == instance && record.is_fresh(now) => {
+                record.lost_at = Some(now);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -128,7 +218,11 @@ impl FleetView {
         FleetSnapshot::new(
             self.edges
                 .values()
-                .map(|r| EdgeSnapshot::from_ad(&r.ad, r.received_at, r.eligible_since))
+                .map(|r| {
+                    let mut edge = EdgeSnapshot::from_ad(&r.ad, r.received_at, r.eligible_since);
+                    edge.fresh_until = Some(r.fresh_until());
+                    edge
+                })
                 .collect(),
         )
     }
@@ -287,5 +381,109 @@ mod tests {
         let gone = view.transitions(t0 + Duration::from_secs(120));
         assert_eq!(gone, [Transition::Forgotten("e1".into())]);
         assert_eq!(view.snapshot().edges.len(), 0);
+    }
+
+    #[test]
+    fn a_broken_link_makes_the_edge_stale_at_once_and_quarantines_its_last_ads() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut view = FleetView::new(HOLD, Duration::from_secs(600));
+        view.apply(ad("e1", "a", 1, 1, EdgeState::Ready), t0, Duration::ZERO);
+        assert!(!view.link_opened("e1", "a", t0), "no loss to end");
+        view.transitions(t0);
+
+        assert!(view.link_closed("e1", "a", t0 + ms(10)));
+        assert!(!view.snapshot().edges[0].is_fresh(t0 + ms(10)));
+        assert_eq!(view.transitions(t0 + ms(10)), [Transition::Stale("e1".into())]);
+        // Its last heartbeat, forwarded late by a peer, does not revive it…
+        assert_eq!(
+            view.apply(ad("e1", "a", 1, 2, EdgeState::Ready), t0 + ms(50), Duration::ZERO),
+            Applied::NotNewer
+        );
+        assert!(!view.records(t0 + ms(50)).any(|r| r.fresh));
+        // …but a heartbeat after one TTL does, held down like any comeback.
+        let later = t0 + ms(3100);
+        assert_eq!(
+            view.apply(ad("e1", "a", 1, 3, EdgeState::Ready), later, Duration::ZERO),
+            Applied::Stored
+        );
+        let edge = view.snapshot().edges[0].clone();
+        assert!(edge.is_fresh(later) && !edge.is_eligible(later));
+        assert!(edge.is_eligible(later + HOLD));
+    }
+
+    #[test]
+    fn only_the_last_link_of_the_current_instance_counts() {
+        let t0 = Instant::now();
+        let mut view = FleetView::new(HOLD, Duration::from_secs(600));
+        view.apply(ad("e1", "a", 1, 1, EdgeState::Ready), t0, Duration::ZERO);
+        view.link_opened("e1", "a", t0);
+        view.link_opened("e1", "a", t0);
+        view.link_opened("e1", "old", t0);
+        assert!(!view.link_closed("e1", "a", t0), "another link is open");
+        assert!(!view.link_closed("e1", "old", t0), "not the stored instance");
+        assert!(!view.link_closed("e1", "never-opened", t0));
+        assert!(!view.link_closed("e2", "a", t0), "unknown edge");
+        assert!(view.records(t0).all(|r| r.fresh));
+        assert!(view.link_closed("e1", "a", t0));
+        assert!(!view.records(t0).any(|r| r.fresh));
+        assert!(!view.link_closed("e1", "a", t0), "closed once only");
+    }
+
+    #[test]
+    fn a_link_coming_back_is_a_held_down_comeback() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut view = FleetView::new(HOLD, Duration::from_secs(600));
+        view.apply(ad("e1", "a", 1, 1, EdgeState::Ready), t0, Duration::ZERO);
+        view.link_opened("e1", "a", t0);
+        view.link_closed("e1", "a", t0 + ms(100));
+        assert!(view.link_opened("e1", "a", t0 + ms(200)));
+        assert!(
+            !view.records(t0 + ms(200)).any(|r| r.fresh),
+            "fresh only with a new ad"
+        );
+        let at = t0 + ms(300);
+        assert_eq!(
+            view.apply(ad("e1", "a", 1, 2, EdgeState::Ready), at, Duration::ZERO),
+            Applied::Stored
+        );
+        let edge = view.snapshot().edges[0].clone();
+        assert!(edge.is_fresh(at) && !edge.is_eligible(at) && edge.is_eligible(at + HOLD));
+    }
+
+    #[test]
+    fn a_restarted_instance_is_taken_at_once_after_a_loss() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut view = FleetView::new(HOLD, Duration::from_secs(600));
+        view.apply(ad("e1", "a", 1, 9, EdgeState::Ready), t0, Duration::ZERO);
+        view.link_opened("e1", "a", t0);
+        view.link_closed("e1", "a", t0 + ms(10));
+        let at = t0 + ms(500);
+        assert_eq!(
+            view.apply(ad("e1", "b", 2, 1, EdgeState::Ready), at, Duration::ZERO),
+            Applied::Stored
+        );
+        let edge = view.snapshot().edges[0].clone();
+        assert!(edge.is_fresh(at) && !edge.is_eligible(at) && edge.is_eligible(at + HOLD));
+    }
+
+    #[test]
+    fn a_loss_seen_elsewhere_counts_unless_this_router_holds_a_link() {
+        let t0 = Instant::now();
+        let mut view = FleetView::new(HOLD, Duration::from_secs(600));
+        view.apply(ad("e1", "a", 1, 1, EdgeState::Ready), t0, Duration::ZERO);
+        view.apply(ad("e2", "b", 1, 1, EdgeState::Ready), t0, Duration::ZERO);
+        view.link_opened("e2", "b", t0);
+        assert!(!view.lost_elsewhere("e2", "b", t0), "its own link says alive");
+        assert!(!view.lost_elsewhere("e1", "other", t0), "not the stored instance");
+        assert!(view.lost_elsewhere("e1", "a", t0));
+        assert!(!view.lost_elsewhere("e1", "a", t0), "already lost");
+        let fresh: Vec<(String, bool)> = view
+            .records(t0)
+            .map(|r| (r.ad.edge_id.clone(), r.fresh))
+            .collect();
+        assert_eq!(fresh, [("e1".to_owned(), false), ("e2".to_owned(), true)]);
     }
 }

@@ -1,5 +1,5 @@
-//! The fleet protocol's I/O: ads in (`POST /api/v1/ads`), forwarding to the
-//! other routers, discovery (`GET`/`POST /api/v1/routers`), the fleet view
+//! The fleet protocol's I/O: ads in (`POST /api/v1/ads`), edge links
+//! (`POST /api/v1/link`), forwarding to the other routers, discovery (`GET`/`POST /api/v1/routers`), the fleet view
 //! (`GET /api/v1/edges`), explanations (`GET /api/v1/explain`), server-sent
 //! events (`GET /api/v1/events`), bootstrap from a peer, and the background
 //! loops. The decisions live in [`crate::fleet`], [`crate::peers`] and
@@ -7,22 +7,24 @@
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::Stream;
 use origin_store::secret::Secret;
-use router_api::fleet::{Ad, Capacity, EdgeSnapshot, EdgeView, EdgesView, FleetSnapshot, Load};
+use router_api::fleet::{
+    Ad, Capacity, EdgeSnapshot, EdgeView, EdgesView, FleetSnapshot, LINK_LOST_PATH, LINK_PATH, Link, Load,
+};
 use serde::Deserialize;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::fleet::{Applied, FleetView, Transition};
 use crate::metrics;
@@ -32,6 +34,8 @@ use crate::select::{Choice, Policy, Request as Pick, Selector};
 
 /// Largest ad accepted, in bytes (413 past it).
 pub const MAX_AD_BYTES: usize = 64 * 1024;
+/// Where ads are posted.
+const ADS_PATH: &str = "/api/v1/ads";
 /// Header naming the router that forwarded an ad.
 pub const FORWARDED_BY: &str = "x-hlscdn-forwarded-by";
 /// Timeout of router-to-router calls.
@@ -107,6 +111,8 @@ pub struct Fleet {
     events: broadcast::Sender<String>,
     http: reqwest::Client,
     scaler: Mutex<Scaler>,
+    /// Turns true when the router shuts down; set by [`Fleet::start`].
+    stopping: OnceLock<watch::Receiver<bool>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -137,6 +143,7 @@ impl Fleet {
             current: ArcSwap::from_pointee(current),
             events,
             http,
+            stopping: OnceLock::new(),
         }))
     }
 
@@ -162,19 +169,58 @@ impl Fleet {
         let mut view = lock(&self.view);
         let applied = view.apply(ad, now, age);
         if applied == Applied::Stored {
-            let current = build_current(
-                &self.settings,
-                &view,
-                Some(&self.current.load()),
-                &[edge.as_str()],
-            );
-            self.current.store(Arc::new(current));
+            self.rebuild(&view, &[edge.as_str()]);
         }
         applied
     }
 
+    /// Rebuilds the selector from `view`; `reset`: edges whose assignment
+    /// counters start over (see [`build_current`]).
+    fn rebuild(&self, view: &FleetView, reset: &[&str]) {
+        let current = build_current(&self.settings, view, Some(&self.current.load()), reset);
+        self.current.store(Arc::new(current));
+    }
+
+    /// An edge linked itself to this router.
+    fn link_opened(&self, link: &Link) {
+        let mut view = lock(&self.view);
+        let ended_a_loss = view.link_opened(&link.edge, &link.instance, Instant::now());
+        metrics::links_open(view.open_links());
+        if ended_a_loss {
+            tracing::info!(edge = %link.edge, "edge linked again; held down until its next ad and the hold-down");
+            self.rebuild(&view, &[]);
+        }
+    }
+
+    /// An edge's link ended: if it was its last, the edge process is gone,
+    /// and the peers are told.
+    fn link_closed(self: &Arc<Self>, link: &Link) {
+        let mut view = lock(&self.view);
+        let lost = view.link_closed(&link.edge, &link.instance, Instant::now());
+        metrics::links_open(view.open_links());
+        if lost {
+            tracing::warn!(edge = %link.edge, "edge link broke: stale now");
+            metrics::link_lost();
+            self.rebuild(&view, &[]);
+            drop(view);
+            if let Ok(body) = serde_json::to_vec(link) {
+                self.forward(LINK_LOST_PATH, Bytes::from(body), None);
+            }
+        }
+    }
+
+    /// A peer saw an edge's last link break.
+    fn lost_elsewhere(&self, link: &Link) {
+        let mut view = lock(&self.view);
+        if view.lost_elsewhere(&link.edge, &link.instance, Instant::now()) {
+            tracing::warn!(edge = %link.edge, "a peer saw the edge's link break: stale now");
+            self.rebuild(&view, &[]);
+        }
+    }
+
     /// Starts bootstrap, discovery and housekeeping; they stop with `shutdown`.
-    pub fn start(self: &Arc<Self>, shutdown: tokio::sync::watch::Receiver<bool>) {
+    pub fn start(self: &Arc<Self>, shutdown: watch::Receiver<bool>) {
+        let _ = self.stopping.set(shutdown.clone());
         let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
             let _ = stop.wait_for(|s| *s).await;
         };
@@ -305,8 +351,9 @@ impl Fleet {
         }
     }
 
-    /// Forwards a newly stored ad to every other router, except the one it came from.
-    fn forward(self: &Arc<Self>, body: Bytes, from: Option<String>) {
+    /// Posts `body` to `path` on every other router, except the one it came
+    /// from: newly stored ads, and link losses this router saw.
+    fn forward(self: &Arc<Self>, path: &'static str, body: Bytes, from: Option<String>) {
         let targets: Vec<String> = {
             let peers = lock(&self.peers);
             let from_url = from.as_deref().and_then(|id| {
@@ -323,13 +370,17 @@ impl Fleet {
                 .filter(|t| Some(t) != from_url.as_ref())
                 .collect()
         };
+        // Also called from a drop guard, which may run as the runtime stops.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         for target in targets {
             let fleet = self.clone();
             let body = body.clone();
-            tokio::spawn(async move {
+            runtime.spawn(async move {
                 let sent = fleet
                     .http
-                    .post(format!("{target}/api/v1/ads"))
+                    .post(format!("{target}{path}"))
                     .bearer_auth(fleet.settings.fleet_token.expose())
                     .header(FORWARDED_BY, &fleet.settings.me.id)
                     .header(header::CONTENT_TYPE, "application/json")
@@ -337,9 +388,11 @@ impl Fleet {
                     .send()
                     .await
                     .and_then(reqwest::Response::error_for_status);
-                metrics::ad_forwarded(sent.is_ok());
+                if path == ADS_PATH {
+                    metrics::ad_forwarded(sent.is_ok());
+                }
                 if let Err(error) = sent {
-                    tracing::debug!(peer = %target, %error, "forwarding an ad failed");
+                    tracing::debug!(peer = %target, path, %error, "forwarding failed");
                 }
             });
         }
@@ -362,8 +415,7 @@ impl Fleet {
             }
         }
         if transitions.iter().any(|t| matches!(t, Transition::Forgotten(_))) {
-            let current = build_current(&self.settings, &view, Some(&self.current.load()), &[]);
-            self.current.store(Arc::new(current));
+            self.rebuild(&view, &[]);
         }
         let (mut fresh, mut stale, mut draining, mut held) = (0u64, 0u64, 0u64, 0u64);
         for record in view.records(now) {
@@ -545,8 +597,13 @@ fn build_current(
 pub fn routes(fleet: Arc<Fleet>) -> Router {
     Router::new()
         .route(
-            "/api/v1/ads",
+            ADS_PATH,
             post(receive_ad).layer(DefaultBodyLimit::max(MAX_AD_BYTES)),
+        )
+        .route(LINK_PATH, post(link))
+        .route(
+            LINK_LOST_PATH,
+            post(link_lost).layer(DefaultBodyLimit::max(MAX_AD_BYTES)),
         )
         .route("/api/v1/edges", get(list_edges))
         .route(
@@ -635,13 +692,98 @@ async fn receive_ad(State(fleet): State<Arc<Fleet>>, request: Request) -> Respon
     match fleet.apply(ad, Duration::ZERO) {
         Applied::Stored => {
             metrics::ad_received("stored");
-            fleet.forward(body, from);
+            fleet.forward(ADS_PATH, body, from);
             axum::Json(serde_json::json!({ "stored": true })).into_response()
         }
         Applied::NotNewer => {
             metrics::ad_received("not_newer");
             axum::Json(serde_json::json!({ "stored": false })).into_response()
         }
+    }
+}
+
+/// Marks the link closed when the request ends, however it ends: hyper drops
+/// the handler when the edge's connection dies.
+struct LinkGuard {
+    fleet: Arc<Fleet>,
+    link: Link,
+}
+
+impl Drop for LinkGuard {
+    fn drop(&mut self) {
+        self.fleet.link_closed(&self.link);
+    }
+}
+
+// Reads and drops the keep-alive bytes until the edge's connection ends or
+// the router stops; no answer is sent before then.
+async fn link(
+    State(fleet): State<Arc<Fleet>>,
+    query: Result<Query<Link>, axum::extract::rejection::QueryRejection>,
+    request: Request,
+) -> Response {
+    if !fleet.authorized(request.headers()) {
+        return unauthorized();
+    }
+    let link = match query {
+        Ok(Query(link)) if link.is_valid() => link,
+        _ => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "expected ?edge=ID&instance=ID, each 1 to 64 bytes of A-Z a-z 0-9 . _ -",
+            );
+        }
+    };
+    fleet.link_opened(&link);
+    let _guard = LinkGuard {
+        fleet: fleet.clone(),
+        link,
+    };
+    let mut stopping = fleet.stopping.get().cloned();
+    let stopped = async {
+        match stopping.as_mut() {
+            Some(stop) => {
+                let _ = stop.wait_for(|s| *s).await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(stopped);
+    let mut body = request.into_body().into_data_stream();
+    loop {
+        tokio::select! {
+            chunk = futures::StreamExt::next(&mut body) => match chunk {
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return StatusCode::NO_CONTENT.into_response(),
+            },
+            () = &mut stopped => {
+                let mut response = refuse(StatusCode::SERVICE_UNAVAILABLE, "router shutting down");
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+                return response;
+            }
+        }
+    }
+}
+
+async fn link_lost(State(fleet): State<Arc<Fleet>>, request: Request) -> Response {
+    if !fleet.authorized(request.headers()) {
+        return unauthorized();
+    }
+    let body = match read_body(request).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    match serde_json::from_slice::<Link>(&body) {
+        Ok(link) if link.is_valid() => {
+            fleet.lost_elsewhere(&link);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => refuse(
+            StatusCode::BAD_REQUEST,
+            "expected {\"edge\": ID, \"instance\": ID}, each 1 to 64 bytes of A-Z a-z 0-9 . _ -",
+        ),
     }
 }
 

@@ -148,7 +148,13 @@ pub async fn run(
         edges = config.edges.len(),
         "router starting"
     );
-    let served = origin_store::server::serve(listener, http::app(state), shutdown).await;
-    let _ = stop_tx.send(true);
-    served.context("serving")
+    // The fleet loops and edge links stop when shutdown starts, so the
+    // bounded drain does not wait for links that never end by themselves.
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    origin_store::server::serve(listener, http::app(state), shutdown)
+        .await
+        .context("serving")
 }

@@ -42,6 +42,10 @@ pub const ADS_FORWARDED: &str = "hlscdn_router_ads_forwarded_total";
 pub const AD_AGE: &str = "hlscdn_router_ad_age_seconds";
 /// Edges by `state` (fresh, stale, draining, held).
 pub const FLEET_EDGES: &str = "hlscdn_router_fleet_edges";
+/// Edge links open to this router.
+pub const LINKS_OPEN: &str = "hlscdn_router_edge_links";
+/// Edge links that broke while the edge was fresh (its process died).
+pub const LINKS_LOST: &str = "hlscdn_router_edge_links_lost_total";
 /// Routers dropped after failing discovery rounds.
 pub const PEERS_DROPPED: &str = "hlscdn_router_peers_dropped_total";
 
@@ -53,6 +57,16 @@ pub fn ad_received(result: &'static str) {
 /// Records a forwarded ad.
 pub fn ad_forwarded(ok: bool) {
     metrics::counter!(ADS_FORWARDED, "result" => if ok { "ok" } else { "failed" }).increment(1);
+}
+
+/// Records how many edge links are open.
+pub fn links_open(n: usize) {
+    metrics::gauge!(LINKS_OPEN).set(n as f64);
+}
+
+/// Records an edge marked stale because its link broke.
+pub fn link_lost() {
+    metrics::counter!(LINKS_LOST).increment(1);
 }
 
 /// Records an edge's ad age.

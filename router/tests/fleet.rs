@@ -11,7 +11,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Server, client, eventually, free_port};
-use router_api::fleet::{Ad, Capacity, EdgeState, EdgesView, Instance, Load};
+use router_api::fleet::{Ad, Capacity, EdgeState, EdgesView, Instance, LINK_LOST_PATH, Link, Load};
 use serde_json::Value;
 
 const TOKEN: &str = "fleet-token-for-tests-0123";
@@ -239,6 +239,144 @@ async fn bad_ads_change_nothing() {
         counter(&router, "hlscdn_router_ads_total{result=\"rejected\"}").await,
         3
     );
+}
+
+/// Holds an edge link the way `hlscdn-edge` does (a newline every 200 ms,
+/// no end); aborting the task drops the connection like a killed process.
+fn hold_link(router: &Server, edge: &str) -> tokio::task::JoinHandle<()> {
+    let link = Link {
+        edge: edge.to_owned(),
+        instance: ad(edge, 0).instance.id,
+    };
+    let url = link.url(&router.url(""));
+    tokio::spawn(async move {
+        let beats = futures::stream::unfold((), |()| async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Some((Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"\n")), ()))
+        });
+        let http = reqwest::Client::builder().no_proxy().build().expect("client");
+        let _ = http
+            .post(url)
+            .bearer_auth(TOKEN)
+            .body(reqwest::Body::wrap_stream(beats))
+            .send()
+            .await;
+    })
+}
+
+async fn fresh(router: &Server, edge: &str) -> Option<(bool, bool)> {
+    edges(router)
+        .await
+        .edges
+        .iter()
+        .find(|e| e.id == edge)
+        .map(|e| (e.fresh, e.eligible))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_edge_link_makes_the_edge_stale_everywhere_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pa, pb) = (free_port(), free_port());
+    let a = start_router(pa, &[pb], dir.path());
+    let b = start_router(pb, &[pa], dir.path());
+    for edge in ["e1", "e2"] {
+        let body = serde_json::to_string(&ad(edge, 1)).expect("json");
+        assert_eq!(post_ad(&a, body, Some(TOKEN)).await, 200);
+    }
+    for router in [&a, &b] {
+        eventually(Duration::from_secs(5), "both edges fresh", || async {
+            fresh(router, "e1").await == Some((true, true)) && fresh(router, "e2").await == Some((true, true))
+        })
+        .await;
+    }
+
+    // Without the fleet token nobody opens a link or reports a loss.
+    let instance = ad("e1", 0).instance.id;
+    let link = Link {
+        edge: "e1".into(),
+        instance: instance.clone(),
+    };
+    let status = client()
+        .post(link.url(&a.url("")))
+        .body("\n")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(status.status(), 401);
+    let loss = serde_json::to_string(&link).expect("json");
+    let status = client()
+        .post(a.url(LINK_LOST_PATH))
+        .body(loss.clone())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(status.status(), 401);
+    let status = client()
+        .post(a.url("/api/v1/link?edge=../x&instance=1"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(status.status(), 400);
+    let status = client()
+        .post(a.url(LINK_LOST_PATH))
+        .bearer_auth(TOKEN)
+        .body("{\"edge\":\"e1\"}")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(status.status(), 400);
+    assert_eq!(fresh(&a, "e1").await, Some((true, true)), "nothing changed");
+
+    // e1 links to A only; e2 to both.
+    let e1 = hold_link(&a, "e1");
+    let e2_a = hold_link(&a, "e2");
+    let e2_b = hold_link(&b, "e2");
+    eventually(Duration::from_secs(5), "links open", || async {
+        common::metric(&a, "hlscdn_router_edge_links").await == 2.0
+            && common::metric(&b, "hlscdn_router_edge_links").await == 1.0
+    })
+    .await;
+
+    // The connection drops as when the process is killed: stale on A at
+    // once, and on B, told by A.
+    e1.abort();
+    let dropped = Instant::now();
+    for router in [&a, &b] {
+        eventually(Duration::from_secs(2), "e1 stale", || async {
+            fresh(router, "e1").await.is_some_and(|(f, _)| !f)
+        })
+        .await;
+    }
+    let seen = dropped.elapsed();
+    eprintln!("link loss seen by both routers {seen:?} after the connection dropped (ad TTL 30 s)");
+    assert!(seen < Duration::from_secs(1), "{seen:?}");
+    assert_eq!(counter(&a, "hlscdn_router_edge_links_lost_total").await, 1);
+
+    // Its last heartbeat, arriving late, does not bring it back…
+    let late = serde_json::to_string(&ad("e1", 2)).expect("json");
+    assert_eq!(post_ad(&a, late, Some(TOKEN)).await, 200);
+    assert_eq!(fresh(&a, "e1").await.map(|(f, _)| f), Some(false));
+    // …a new link and ad do, held down.
+    let _e1_again = hold_link(&a, "e1");
+    eventually(Duration::from_secs(5), "link open", || async {
+        common::metric(&a, "hlscdn_router_edge_links").await == 2.0
+    })
+    .await;
+    let next = serde_json::to_string(&ad("e1", 3)).expect("json");
+    assert_eq!(post_ad(&a, next, Some(TOKEN)).await, 200);
+    assert_eq!(fresh(&a, "e1").await, Some((true, false)), "fresh, held down");
+
+    // e2 loses its link to A only: A drops it; B holds its own link and
+    // keeps trusting it.
+    e2_a.abort();
+    eventually(Duration::from_secs(2), "e2 stale on A", || async {
+        fresh(&a, "e2").await.is_some_and(|(f, _)| !f)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(fresh(&b, "e2").await, Some((true, true)), "B still linked");
+    e2_b.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

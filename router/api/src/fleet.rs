@@ -31,6 +31,41 @@ pub const MAX_URL_LEN: usize = 2048;
 /// send no ads: 1 Gbit/s. All static edges weigh the same.
 pub const DEFAULT_STATIC_CAPACITY_BPS: u64 = 1_000_000_000;
 
+/// Path of an edge's link to a router: a `POST` with the fleet token and
+/// `?edge=ID&instance=ID` whose chunked body does not end while the edge
+/// process lives. When the process dies the kernel closes its sockets, and
+/// the router learns at once instead of after the ad's TTL.
+pub const LINK_PATH: &str = "/api/v1/link";
+
+/// Where a router that saw an edge's last link break tells its peers: a
+/// `POST` with the fleet token and a [`Link`] as JSON. Not forwarded further.
+pub const LINK_LOST_PATH: &str = "/api/v1/links/lost";
+
+/// Who holds a link (the query of [`LINK_PATH`], the body of [`LINK_LOST_PATH`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    /// The edge id, as in its ads.
+    pub edge: String,
+    /// The instance id, as in its ads.
+    pub instance: String,
+}
+
+impl Link {
+    /// Whether both ids have the shape ads require.
+    pub fn is_valid(&self) -> bool {
+        valid_edge_id(&self.edge) && valid_edge_id(&self.instance)
+    }
+
+    /// The link URL on `router` (a base URL without a trailing `/`). The ids
+    /// need no escaping: they are `[A-Za-z0-9._-]`.
+    pub fn url(&self, router: &str) -> String {
+        format!(
+            "{router}{LINK_PATH}?edge={}&instance={}",
+            self.edge, self.instance
+        )
+    }
+}
+
 /// Whether an edge takes new viewers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
