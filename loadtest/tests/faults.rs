@@ -2,9 +2,12 @@
 //! publishing the demo streams (2 s segments, a 6-segment live window),
 //! `hlscdn-router`s and three `hlscdn-edge`s, with simulated players from
 //! `loadtest::driver::run` running while a test breaks something: a
-//! router ↔ edge partition, an origin outage, `kill -9` of an edge, a rolling
-//! restart of every edge, an origin that never answers. Each test prints its
-//! figures (`-- --nocapture`); `docs/RELIABILITY.md` ("Faults") lists them.
+//! router ↔ edge partition, an origin outage, `kill -9` of an edge, `kill -9`
+//! of one of two routers, a rolling restart of every edge, an origin that
+//! never answers. The players check every media playlist against the stream
+//! invariants (`loadtest::invariants`) and probe every segment URL. Each test
+//! prints its figures (`-- --nocapture`); `docs/RELIABILITY.md` ("Faults")
+//! lists them.
 
 #[path = "../../origin-store/tests/common/mod.rs"]
 mod common;
@@ -15,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::{Server, client, eventually, free_port};
 use loadtest::driver::{PlayersConfig, Streams};
+use loadtest::invariants::Kind;
 use loadtest::report::PlayersReport;
 use router_api::fleet::EdgesView;
 use support::proxy::FaultProxy;
@@ -254,7 +258,44 @@ fn summary(name: &str, r: &PlayersReport) -> (u64, u64) {
             e.errors
         );
     }
+    let m = &r.viewers.moves;
+    let i = &r.invariants;
+    eprintln!(
+        "{name}: failovers {} ({} viewers), edge changes {} ({} viewers) | invariants: {} media playlists checked, {} of {} segment URLs probed, violations {} {:?}",
+        m.failovers,
+        m.viewers_failed_over,
+        m.edge_changes,
+        m.viewers_changed_edge,
+        i.playlists_checked,
+        i.uris_probed,
+        i.uris_seen,
+        i.violations_total,
+        i.violations
+    );
+    for v in &i.first_violations {
+        eprintln!("{name}:   violation {v}");
+    }
     (failed, s.stalls)
+}
+
+/// Invariant violations of one kind in a run.
+fn violations(r: &PlayersReport, kind: Kind) -> u64 {
+    r.invariants.violations.get(kind.name()).copied().unwrap_or(0)
+}
+
+/// Every media playlist of the run was checked, and every segment URL probed.
+fn assert_checked(r: &PlayersReport) {
+    let i = &r.invariants;
+    let media = r
+        .requests
+        .get("media playlist")
+        .map_or(0, |k| k.requests - k.errors);
+    assert_eq!(
+        i.playlists_checked, media,
+        "every media playlist received is checked"
+    );
+    assert!(i.uris_seen > 0, "segment URLs seen");
+    assert_eq!(i.uris_probed, i.uris_seen, "every segment URL probed");
 }
 
 async fn status_of(url: &str) -> (u16, String) {
@@ -443,6 +484,12 @@ async fn partition_between_routers_and_one_edge() {
     assert_eq!(stalls, 0, "no stall");
     assert_eq!(failed, 0, "no failed request");
     assert_eq!(report.viewers.sessions.gave_up, 0);
+    assert_checked(&report);
+    assert_eq!(
+        report.invariants.violations_total, 0,
+        "{:?}",
+        report.invariants.first_violations
+    );
     assert!(test_started.elapsed() < Duration::from_secs(45));
 }
 
@@ -528,6 +575,18 @@ async fn origin_unavailable_for_five_seconds() {
         0,
         "all playing at the end"
     );
+    // Playlists keep their promises through the outage: the bridged ones
+    // are no older than 3 target durations, and nothing goes backwards.
+    assert_checked(&report);
+    for kind in [Kind::Backwards, Kind::Discontinuity, Kind::TooOld] {
+        assert_eq!(
+            violations(&report, kind),
+            0,
+            "{}: {:?}",
+            kind.name(),
+            report.invariants.first_violations
+        );
+    }
     assert!(test_started.elapsed() < Duration::from_secs(45));
 }
 
@@ -603,6 +662,67 @@ async fn kill_9_of_an_edge_carrying_viewers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_one_of_two_routers() {
+    let _serial = SERIAL.lock().await;
+    let test_started = Instant::now();
+    // Two routers, peers of each other; every edge heartbeats to both.
+    let mut cluster = Cluster::start(Wiring {
+        routers: 2,
+        ..Wiring::default()
+    })
+    .await;
+    cluster.ready().await;
+    let viewers = 16;
+    let players_started = Instant::now();
+    let players = spawn_players(cluster.players(viewers, Duration::from_secs(25)));
+    tokio::time::sleep(Duration::from_secs(7)).await;
+
+    // Viewer i starts on router i mod 2: router A has the even ones.
+    let killed_at = Instant::now();
+    cluster.routers[0].signal("KILL");
+    let exited = cluster.routers[0].wait_exit(Duration::from_secs(5));
+    assert!(exited.is_some(), "router A died");
+    let survivor = &cluster.routers[1];
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let fresh_on_b = edges(survivor)
+        .await
+        .map_or(0, |v| v.edges.iter().filter(|e| e.fresh && e.eligible).count());
+
+    let report = players.await.expect("players");
+    let (failed, stalls) = summary("router kill", &report);
+    let on_a = (0..report.viewers.arrived).filter(|i| i % 2 == 0).count() as u64;
+    let m = &report.viewers.moves;
+    let segments = &report.requests["segment"];
+    eprintln!(
+        "router kill: router A killed {:?} into the run; its viewers {on_a}; failovers {} ({} viewers); edge changes {}; failed segment fetches {}; failed requests {failed}; stalls {stalls}; fresh eligible edges on router B 3 s after the kill: {fresh_on_b}",
+        killed_at.duration_since(players_started),
+        m.failovers,
+        m.viewers_failed_over,
+        m.edge_changes,
+        segments.errors
+    );
+    assert_eq!(report.viewers.arrived, viewers as u64);
+    assert_eq!(fresh_on_b, 3, "router B still sees every edge");
+    assert_eq!(stalls, 0, "no stall");
+    assert_eq!(segments.errors, 0, "no failed segment fetch");
+    assert_eq!(failed, 0, "no request failed for a player: {:?}", report.errors);
+    assert_eq!(report.viewers.sessions.gave_up, 0);
+    // Every viewer of router A, and only those, went on with router B.
+    assert!(m.failovers > 0 && m.failovers >= on_a, "{m:?}");
+    assert_eq!(m.viewers_failed_over, on_a, "{m:?}");
+    // Sessions continued on their edges: the session token in the media
+    // playlist URL told router B each viewer's edge.
+    assert_eq!(m.edge_changes, 0, "no viewer changed edge: {m:?}");
+    assert_checked(&report);
+    assert_eq!(
+        report.invariants.violations_total, 0,
+        "{:?}",
+        report.invariants.first_violations
+    );
+    assert!(test_started.elapsed() < Duration::from_secs(45));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_restart_of_every_edge_with_drain() {
     let _serial = SERIAL.lock().await;
     let test_started = Instant::now();
@@ -645,6 +765,12 @@ async fn rolling_restart_of_every_edge_with_drain() {
     assert_eq!(failed, 0, "no failed request: {:?}", report.errors);
     assert_eq!(stalls, 0, "no stall");
     assert_eq!(report.viewers.sessions.skipped_segments, 0);
+    assert_checked(&report);
+    assert_eq!(
+        report.invariants.violations_total, 0,
+        "{:?}",
+        report.invariants.first_violations
+    );
     assert!(test_started.elapsed() < Duration::from_secs(45));
 }
 
