@@ -83,6 +83,11 @@ pub struct PlayersArgs {
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
+    /// Probe every segment URL the playlists name, once, with a one-byte
+    /// range request (the "every segment URL fetchable" invariant). Adds edge
+    /// and origin requests for segments no viewer plays.
+    #[arg(long)]
+    pub probe_segments: bool,
 }
 
 /// `simulate` flags.
@@ -206,6 +211,7 @@ impl PlayersArgs {
         config.timeout = self.timeout;
         config.slow = self.slow;
         config.progress = !self.quiet;
+        config.probe_segments = self.probe_segments;
         config.validate()?;
         Ok(config)
     }

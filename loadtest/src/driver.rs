@@ -89,6 +89,11 @@ pub struct PlayersConfig {
     pub slow: Duration,
     /// Print a progress line every second (stderr).
     pub progress: bool,
+    /// Probe every segment URL the playlists name (one byte each, once per
+    /// URL) for the "every segment URL fetchable" invariant. Off by default:
+    /// probes of segments no viewer plays add edge and origin requests and
+    /// lower the cache figures.
+    pub probe_segments: bool,
 }
 
 impl PlayersConfig {
@@ -108,6 +113,7 @@ impl PlayersConfig {
             timeout: Duration::from_secs(10),
             slow: Duration::from_secs(1),
             progress: false,
+            probe_segments: false,
         }
     }
 
@@ -246,8 +252,13 @@ pub async fn run(config: &PlayersConfig) -> Result<PlayersReport> {
     let end = start + config.duration;
     let sampler = tokio::spawn(sample(shared.clone(), start, end, config.progress));
     let probe_timeout = PROBE_TIMEOUT.min(config.timeout);
-    let (probes, queued) = mpsc::channel(PROBE_QUEUE);
-    let mut prober = tokio::spawn(probe_all(shared.clone(), queued, probe_timeout));
+    let (probes, mut prober) = if config.probe_segments {
+        let (probes, queued) = mpsc::channel(PROBE_QUEUE);
+        let prober = tokio::spawn(probe_all(shared.clone(), queued, probe_timeout));
+        (Some(probes), Some(prober))
+    } else {
+        (None, None)
+    };
 
     let mut rng = SmallRng::seed_from_u64(config.seed);
     let mut popularity = vec![0u64; streams.len()];
@@ -281,9 +292,10 @@ pub async fn run(config: &PlayersConfig) -> Result<PlayersReport> {
         let _ = v.await;
     }
     // The last URLs get one more probe timeout; what is still queued then is left unprobed.
-    if tokio::time::timeout(probe_timeout + Duration::from_secs(1), &mut prober)
-        .await
-        .is_err()
+    if let Some(prober) = prober.as_mut()
+        && tokio::time::timeout(probe_timeout + Duration::from_secs(1), &mut *prober)
+            .await
+            .is_err()
     {
         prober.abort();
     }
@@ -512,7 +524,7 @@ enum SessionEnd {
 struct Viewer<'a> {
     id: usize,
     router: AtomicUsize,
-    probes: mpsc::Sender<Url>,
+    probes: Option<mpsc::Sender<Url>>,
     shared: &'a Shared,
 }
 
@@ -523,7 +535,7 @@ async fn viewer(
     config: PlayerConfig,
     shared: Arc<Shared>,
     end: Instant,
-    probes: mpsc::Sender<Url>,
+    probes: Option<mpsc::Sender<Url>>,
 ) {
     shared.active.fetch_add(1, Ordering::Relaxed);
     let me = Viewer {
@@ -802,8 +814,11 @@ fn check(viewer: &Viewer<'_>, url: &Url, media: &hls::MediaInfo) {
         at: SystemTime::now(),
         playlist: media,
     });
+    let Some(probes) = &viewer.probes else {
+        return;
+    };
     for segment in fresh {
-        if viewer.probes.try_send(segment).is_err() {
+        if probes.try_send(segment).is_err() {
             break;
         }
     }
@@ -997,11 +1012,10 @@ mod tests {
     ) -> (Url, Result<bytes::Bytes, Failure>, usize, u64) {
         let http = client(Duration::from_secs(2)).expect("client");
         let shared = Shared::new(http, routers.to_vec(), 1, Duration::from_secs(1));
-        let (probes, _queued) = mpsc::channel(1);
         let viewer = Viewer {
             id: 0,
             router: AtomicUsize::new(home),
-            probes,
+            probes: None,
             shared: &shared,
         };
         let url = routers[home].join("live/x/240p/index.m3u8?s=tok").expect("url");

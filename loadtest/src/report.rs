@@ -410,8 +410,13 @@ pub fn players_table(r: &PlayersReport) -> String {
     let m = &v.moves;
     let _ = writeln!(
         out,
-        "moves: {} edge changes ({} viewers); {} router failovers ({} viewers)",
-        m.edge_changes, m.viewers_changed_edge, m.failovers, m.viewers_failed_over
+        "moves: {} edge changes ({} viewers); {} router failovers ({} viewers); failed segments: {} viewers, at most {} each",
+        m.edge_changes,
+        m.viewers_changed_edge,
+        m.failovers,
+        m.viewers_failed_over,
+        m.viewers_failed_segment,
+        m.most_failed_segments
     );
     let _ = writeln!(out);
     let _ = writeln!(

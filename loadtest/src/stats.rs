@@ -206,6 +206,8 @@ pub struct Recorder {
     edge_changes: Vec<u32>,
     /// Per viewer: playlist requests retried on the next router.
     failovers: Vec<u32>,
+    /// Per viewer: failed segment requests.
+    segment_errors: Vec<u32>,
     sessions: Sessions,
 }
 
@@ -221,6 +223,10 @@ pub struct Moves {
     pub failovers: u64,
     /// Viewers that failed over at least once.
     pub viewers_failed_over: u64,
+    /// Viewers with at least one failed segment request.
+    pub viewers_failed_segment: u64,
+    /// The most failed segment requests of one viewer.
+    pub most_failed_segments: u64,
 }
 
 /// The request kinds counted for errors and slowness.
@@ -308,6 +314,7 @@ impl Recorder {
             viewer_edge: vec![None; viewers],
             edge_changes: vec![0; viewers],
             failovers: vec![0; viewers],
+            segment_errors: vec![0; viewers],
             sessions: Sessions::default(),
         }
     }
@@ -370,6 +377,9 @@ impl Recorder {
         }
         if error.is_some() {
             tally.errors += 1;
+            if let Some(n) = self.segment_errors.get_mut(viewer) {
+                *n += 1;
+            }
             return;
         }
         tally.segments += 1;
@@ -411,6 +421,8 @@ impl Recorder {
             viewers_changed_edge: viewers(&self.edge_changes),
             failovers: total(&self.failovers),
             viewers_failed_over: viewers(&self.failovers),
+            viewers_failed_segment: viewers(&self.segment_errors),
+            most_failed_segments: self.segment_errors.iter().copied().max().map_or(0, u64::from),
         }
     }
 
@@ -638,6 +650,8 @@ mod tests {
                 viewers_changed_edge: 1,
                 failovers: 2,
                 viewers_failed_over: 1,
+                viewers_failed_segment: 1,
+                most_failed_segments: 1,
             }
         );
     }

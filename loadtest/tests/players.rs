@@ -134,6 +134,7 @@ async fn fifty_viewers_play_without_errors_or_stalls() {
             "20s",
             "--arrival-rate",
             "25/s",
+            "--probe-segments",
             "--origin",
             &cluster.origin.url(""),
             "--json",
