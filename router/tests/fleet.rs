@@ -7,12 +7,14 @@
 
 #[path = "../../origin-store/tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use common::{Server, client, eventually, free_port};
-use router_api::fleet::{Ad, Capacity, EdgeState, EdgesView, Instance, LINK_LOST_PATH, Link, Load};
+use router_api::fleet::{Ad, Capacity, EdgeState, Instance, LINK_LOST_PATH, Link, Load};
 use serde_json::Value;
+use support::{edge_state, edges};
 
 const TOKEN: &str = "fleet-token-for-tests-0123";
 
@@ -73,17 +75,6 @@ async fn post_ad(router: &Server, body: String, token: Option<&str>) -> reqwest:
         request = request.bearer_auth(token);
     }
     request.send().await.expect("post ad").status()
-}
-
-async fn edges(router: &Server) -> EdgesView {
-    client()
-        .get(router.url("/api/v1/edges"))
-        .send()
-        .await
-        .expect("edges")
-        .json()
-        .await
-        .expect("json")
 }
 
 async fn router_ids(router: &Server) -> Vec<String> {
@@ -264,15 +255,6 @@ fn hold_link(router: &Server, edge: &str) -> tokio::task::JoinHandle<()> {
     })
 }
 
-async fn fresh(router: &Server, edge: &str) -> Option<(bool, bool)> {
-    edges(router)
-        .await
-        .edges
-        .iter()
-        .find(|e| e.id == edge)
-        .map(|e| (e.fresh, e.eligible))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_edge_link_makes_the_edge_stale_everywhere_at_once() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -285,7 +267,8 @@ async fn a_broken_edge_link_makes_the_edge_stale_everywhere_at_once() {
     }
     for router in [&a, &b] {
         eventually(Duration::from_secs(5), "both edges fresh", || async {
-            fresh(router, "e1").await == Some((true, true)) && fresh(router, "e2").await == Some((true, true))
+            edge_state(router, "e1").await == Some((true, true))
+                && edge_state(router, "e2").await == Some((true, true))
         })
         .await;
     }
@@ -326,7 +309,7 @@ async fn a_broken_edge_link_makes_the_edge_stale_everywhere_at_once() {
         .await
         .expect("post");
     assert_eq!(status.status(), 400);
-    assert_eq!(fresh(&a, "e1").await, Some((true, true)), "nothing changed");
+    assert_eq!(edge_state(&a, "e1").await, Some((true, true)), "nothing changed");
 
     // e1 links to A only; e2 to both.
     let e1 = hold_link(&a, "e1");
@@ -344,7 +327,7 @@ async fn a_broken_edge_link_makes_the_edge_stale_everywhere_at_once() {
     let dropped = Instant::now();
     for router in [&a, &b] {
         eventually(Duration::from_secs(2), "e1 stale", || async {
-            fresh(router, "e1").await.is_some_and(|(f, _)| !f)
+            edge_state(router, "e1").await.is_some_and(|(f, _)| !f)
         })
         .await;
     }
@@ -356,7 +339,7 @@ async fn a_broken_edge_link_makes_the_edge_stale_everywhere_at_once() {
     // Its last heartbeat, arriving late, does not bring it back…
     let late = serde_json::to_string(&ad("e1", 2)).expect("json");
     assert_eq!(post_ad(&a, late, Some(TOKEN)).await, 200);
-    assert_eq!(fresh(&a, "e1").await.map(|(f, _)| f), Some(false));
+    assert_eq!(edge_state(&a, "e1").await.map(|(f, _)| f), Some(false));
     // …a new link and ad do, held down.
     let _e1_again = hold_link(&a, "e1");
     eventually(Duration::from_secs(5), "link open", || async {
@@ -365,17 +348,21 @@ async fn a_broken_edge_link_makes_the_edge_stale_everywhere_at_once() {
     .await;
     let next = serde_json::to_string(&ad("e1", 3)).expect("json");
     assert_eq!(post_ad(&a, next, Some(TOKEN)).await, 200);
-    assert_eq!(fresh(&a, "e1").await, Some((true, false)), "fresh, held down");
+    assert_eq!(
+        edge_state(&a, "e1").await,
+        Some((true, false)),
+        "fresh, held down"
+    );
 
     // e2 loses its link to A only: A drops it; B holds its own link and
     // keeps trusting it.
     e2_a.abort();
     eventually(Duration::from_secs(2), "e2 stale on A", || async {
-        fresh(&a, "e2").await.is_some_and(|(f, _)| !f)
+        edge_state(&a, "e2").await.is_some_and(|(f, _)| !f)
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(fresh(&b, "e2").await, Some((true, true)), "B still linked");
+    assert_eq!(edge_state(&b, "e2").await, Some((true, true)), "B still linked");
     e2_b.abort();
 }
 

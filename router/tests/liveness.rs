@@ -7,11 +7,12 @@
 
 #[path = "../../origin-store/tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use common::{Server, client, eventually, free_port};
-use router_api::fleet::EdgesView;
+use support::{edge_state, edges};
 
 const TOKEN: &str = "fleet-token-for-tests-0123";
 const TTL: Duration = Duration::from_millis(3000);
@@ -107,17 +108,6 @@ impl Cluster {
                 .map(|_| format!("edge-{}", i + 1))
         })
     }
-}
-
-async fn edges(router: &Server) -> EdgesView {
-    client()
-        .get(router.url("/api/v1/edges"))
-        .send()
-        .await
-        .expect("edges")
-        .json()
-        .await
-        .expect("json")
 }
 
 /// A player: master → first variant → segments, following URLs as given.
@@ -287,16 +277,6 @@ async fn a_draining_edge_is_seen_within_a_second_and_its_viewers_never_fail() {
     }
 }
 
-/// (fresh, eligible) of `edge` on `router`.
-async fn state(router: &Server, edge: &str) -> Option<(bool, bool)> {
-    edges(router)
-        .await
-        .edges
-        .iter()
-        .find(|e| e.id == edge)
-        .map(|e| (e.fresh, e.eligible))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_edge_is_dropped_after_its_ttl_and_comes_back_held_down() {
     let cluster = Cluster::start(2);
@@ -315,7 +295,9 @@ async fn a_frozen_edge_is_dropped_after_its_ttl_and_comes_back_held_down() {
     let stopped_at = Instant::now();
     for (_, router) in &cluster.routers {
         eventually(TTL + Duration::from_secs(1), "frozen edge stale", || async {
-            state(router, "edge-1").await.is_some_and(|(fresh, _)| !fresh)
+            edge_state(router, "edge-1")
+                .await
+                .is_some_and(|(fresh, _)| !fresh)
         })
         .await;
     }
@@ -327,18 +309,18 @@ async fn a_frozen_edge_is_dropped_after_its_ttl_and_comes_back_held_down() {
     let resumed_at = Instant::now();
     for (_, router) in &cluster.routers {
         eventually(Duration::from_secs(3), "fresh again", || async {
-            state(router, "edge-1").await.is_some_and(|(fresh, _)| fresh)
+            edge_state(router, "edge-1").await.is_some_and(|(fresh, _)| fresh)
         })
         .await;
         // hold_down_ms = 1000 in these routers' config.
-        let held = state(router, "edge-1").await;
+        let held = edge_state(router, "edge-1").await;
         assert!(
             held == Some((true, false)) || resumed_at.elapsed() >= Duration::from_secs(1),
             "a comeback is held down: {held:?}"
         );
     }
     eventually(Duration::from_secs(3), "eligible after the hold-down", || async {
-        state(&cluster.routers[0].1, "edge-1").await == Some((true, true))
+        edge_state(&cluster.routers[0].1, "edge-1").await == Some((true, true))
     })
     .await;
     eprintln!("eligible again {:?} after SIGCONT", resumed_at.elapsed());
@@ -408,7 +390,9 @@ async fn routers_agree_and_a_restarted_router_is_ready_only_with_the_view() {
     }
     let killed_at = Instant::now();
     eventually(Duration::from_secs(1), "killed edge stale", || async {
-        state(&restarted, "edge-3").await.is_some_and(|(fresh, _)| !fresh)
+        edge_state(&restarted, "edge-3")
+            .await
+            .is_some_and(|(fresh, _)| !fresh)
     })
     .await;
     eprintln!(
