@@ -157,6 +157,21 @@ impl Fleet {
         self.ready.load(Ordering::Relaxed)
     }
 
+    /// Resolves when the router starts shutting down (never before
+    /// [`Fleet::start`]): long requests (links, event streams) end then, so
+    /// the bounded drain does not wait for them.
+    fn stopped(&self) -> impl Future<Output = ()> + Send + use<> {
+        let stopping = self.stopping.get().cloned();
+        async move {
+            match stopping {
+                Some(mut stop) => {
+                    let _ = stop.wait_for(|s| *s).await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+    }
+
     /// This router.
     pub fn me(&self) -> &RouterInfo {
         &self.settings.me
@@ -739,15 +754,7 @@ async fn link(
         fleet: fleet.clone(),
         link,
     };
-    let mut stopping = fleet.stopping.get().cloned();
-    let stopped = async {
-        match stopping.as_mut() {
-            Some(stop) => {
-                let _ = stop.wait_for(|s| *s).await;
-            }
-            None => std::future::pending().await,
-        }
-    };
+    let stopped = fleet.stopped();
     tokio::pin!(stopped);
     let mut body = request.into_body().into_data_stream();
     loop {
@@ -840,7 +847,9 @@ async fn events(State(fleet): State<Arc<Fleet>>) -> Sse<impl Stream<Item = Resul
         futures::stream::once(async move { Ok(Event::default().event("fleet").data(first)) }),
         updates,
     );
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    // A viewer of the stream may be gone without the router noticing until
+    // it writes; it writes nothing once stopping, so the stream ends then.
+    Sse::new(futures::StreamExt::take_until(stream, fleet.stopped())).keep_alive(KeepAlive::default())
 }
 
 /// Query of `GET /api/v1/explain`.

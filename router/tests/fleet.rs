@@ -367,6 +367,34 @@ async fn a_broken_edge_link_makes_the_edge_stale_everywhere_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_links_and_event_streams_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut router = start_router(free_port(), &[], dir.path());
+    let body = serde_json::to_string(&ad("e1", 1)).expect("json");
+    assert_eq!(post_ad(&router, body, Some(TOKEN)).await, 200);
+    let _link = hold_link(&router, "e1");
+    let mut events = client()
+        .get(router.url("/api/v1/events"))
+        .send()
+        .await
+        .expect("events");
+    assert!(events.chunk().await.expect("first event").is_some());
+    eventually(Duration::from_secs(5), "link open", || async {
+        common::metric(&router, "hlscdn_router_edge_links").await == 1.0
+    })
+    .await;
+
+    // Both requests would last for ever; the drain does not wait for them.
+    router.signal("TERM");
+    let termed = Instant::now();
+    let status = router.wait_exit(Duration::from_secs(8));
+    let took = termed.elapsed();
+    eprintln!("router with a link and an event stream open exited {took:?} after SIGTERM");
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_router_copies_the_view_before_ready_and_dead_routers_are_dropped() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (pa, pb) = (free_port(), free_port());
