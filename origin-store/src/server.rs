@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -39,6 +42,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let header_timeout = header_read_timeout(std::env::var(HEADER_TIMEOUT_ENV).ok().as_deref())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let app = app.layer(middleware::from_fn(origin_form_only));
     let addr = listener.local_addr()?;
     println!("listening on http://{addr}");
     tracing::info!(%addr, "listening");
@@ -112,6 +116,20 @@ pub async fn serve(
         tracing::warn!("drain timed out; closing remaining connections");
     }
     Ok(())
+}
+
+/// Refuses absolute-form (`GET http://host/…`) and authority-form
+/// (`CONNECT host:443`) targets with 400 before any handler: no server here
+/// is a proxy, and a handler must never mistake another host for its own.
+async fn origin_form_only(request: Request, next: Next) -> Response {
+    if request.uri().scheme().is_some() || request.uri().authority().is_some() {
+        return (
+            StatusCode::BAD_REQUEST,
+            "absolute-form request targets are not served\n",
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// The header read timeout: [`HEADER_READ_TIMEOUT`], or the value of

@@ -74,12 +74,11 @@ pub fn app(state: Arc<RouterState>) -> Router {
         .layer(middleware::from_fn(common))
 }
 
-/// Refuses absolute-form targets, adds CORS, counts answers by route and status.
+/// Answers preflights, adds CORS, counts answers by route and status
+/// (absolute-form targets are refused by `origin_store::server::serve`).
 async fn common(request: Request, next: Next) -> Response {
     let route = route_label(request.uri().path());
-    let mut response = if request.uri().scheme().is_some() || request.uri().authority().is_some() {
-        Error::BadInput("absolute-form request targets are not served".into()).into_response()
-    } else if request.method() == Method::OPTIONS {
+    let mut response = if request.method() == Method::OPTIONS {
         origin_store::http::preflight()
     } else {
         next.run(request).await
