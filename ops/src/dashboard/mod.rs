@@ -143,6 +143,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> a
         .with_context(|| format!("binding {}", config.listen))?;
     let watcher = Watcher::start(config.routers.clone(), config.origin.clone());
     tracing::info!(routers = ?config.routers, origin = ?config.origin, "dashboard starting");
+    let closing = watcher.clone();
+    let shutdown = async move {
+        shutdown.await;
+        closing.close_streams();
+    };
     let served = origin_store::server::serve(listener, app(watcher.clone()), shutdown).await;
     watcher.stop();
     served.context("serving")
@@ -232,7 +237,7 @@ async fn events(
         futures::stream::once(async move { Ok(SseEvent::default().event("overview").data(&*first)) }),
         updates,
     );
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(futures::StreamExt::take_until(stream, watcher.closed())).keep_alive(KeepAlive::default())
 }
 
 /// Query of `GET /api/explain`.

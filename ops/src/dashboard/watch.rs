@@ -77,6 +77,8 @@ pub struct Watcher {
     stream_client: reqwest::Client,
     inner: Mutex<Inner>,
     updates: broadcast::Sender<Arc<str>>,
+    /// Turns true when the server shuts down: event streams end then.
+    closing: tokio::sync::watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -105,6 +107,7 @@ impl Watcher {
                 latest_edges: Vec::new(),
             }),
             updates,
+            closing: tokio::sync::watch::Sender::new(false),
             tasks: Mutex::new(Vec::new()),
         });
         for seed in seeds {
@@ -119,6 +122,20 @@ impl Watcher {
         ];
         lock(&watcher.tasks).extend(loops);
         watcher
+    }
+
+    /// Ends the event streams (the server is shutting down: its bounded
+    /// drain need not wait for browsers that keep them open).
+    pub fn close_streams(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`Watcher::close_streams`] was called.
+    pub fn closed(&self) -> impl Future<Output = ()> + Send + use<> {
+        let mut closing = self.closing.subscribe();
+        async move {
+            let _ = closing.wait_for(|c| *c).await;
+        }
     }
 
     /// Stops every task.
