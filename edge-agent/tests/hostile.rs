@@ -75,36 +75,15 @@ async fn oversized_heads_slow_and_silent_clients_and_idle_crowds() {
     );
 
     // 200 slow heads and 50 silent connections, while viewers are served.
-    let give_up = timeout + Duration::from_secs(5);
-    let clients = raw::slow_crowd(
+    let paths: Vec<String> = (0..10).map(|i| format!("/live/s/seg-{i}.ts")).collect();
+    let crowd = raw::outlast_slow_crowd(
         a,
         b"GET /live/s/a.ts HTTP/1.1\r\nHost: x\r\nRange: bytes=0-",
-        give_up,
-    );
-    let mut slowest = Duration::ZERO;
-    for i in 0..10 {
-        let (status, took) = raw::timed_get(a, &format!("/live/s/seg-{i}.ts")).await;
-        assert_eq!(status, 200);
-        slowest = slowest.max(took);
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert!(
-        slowest < Duration::from_millis(1500),
-        "slowest segment {slowest:?}"
-    );
-    let mut last = Duration::ZERO;
-    for client in clients {
-        let closed = client.await.expect("task").expect("closed by the edge");
-        assert!(closed >= timeout - Duration::from_millis(300), "{closed:?}");
-        last = last.max(closed);
-    }
-    assert!(
-        last <= timeout + Duration::from_secs(2),
-        "last closed after {last:?}"
-    );
-    eprintln!(
-        "measured: 250 slow/silent clients, last closed after {last:?} (timeout {timeout:?}); slowest segment {slowest:?}"
-    );
+        timeout,
+        &paths,
+    )
+    .await;
+    eprintln!("measured: 250 slow/silent clients (timeout {timeout:?}): {crowd:?}");
 
     // 500 idle connections, and a viewer still gets its segment at once.
     let mut idle = raw::idle_connections(a, 500).await;

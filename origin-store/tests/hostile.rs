@@ -111,14 +111,10 @@ async fn oversized_bodies_get_413_at_once_and_nothing_is_stored() {
         assert_eq!(get_status(&origin, path).await, StatusCode::NOT_FOUND, "{path}");
     }
     // Just under the limit is stored.
-    let r = client()
-        .put(origin.url("/big/fits.ts"))
-        .bearer_auth(TOKEN)
-        .body(vec![b'y'; LIMIT])
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        common::put(origin.url("/big/fits.ts"), TOKEN, vec![b'y'; LIMIT]).await,
+        StatusCode::CREATED
+    );
     assert_healthy(&mut origin).await;
 }
 
@@ -173,14 +169,10 @@ async fn slow_and_silent_clients_are_cut_off_at_the_header_timeout_and_block_nob
         assert_eq!(status, 200);
         slowest = slowest.max(took);
         let path = format!("/during/slowloris-{i}.ts");
-        let r = client()
-            .put(origin.url(&path))
-            .bearer_auth(TOKEN)
-            .body("x")
-            .send()
-            .await
-            .expect("put");
-        assert_eq!(r.status(), StatusCode::CREATED);
+        assert_eq!(
+            common::put(origin.url(&path), TOKEN, "x").await,
+            StatusCode::CREATED
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(slowest < Duration::from_secs(1), "slowest answer {slowest:?}");
@@ -301,14 +293,10 @@ async fn malformed_and_traversing_targets_get_400_and_nothing_is_written() {
     assert_eq!(answer.status(), 400, "CONNECT: {}", answer.text);
 
     // Decoded exactly once: `%252e%252e` is the literal name `%2e%2e`, not `..`.
-    let r = client()
-        .put(origin.url("/lit/%252e%252e/x.ts"))
-        .bearer_auth(TOKEN)
-        .body("literal")
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        common::put(origin.url("/lit/%252e%252e/x.ts"), TOKEN, "literal").await,
+        StatusCode::CREATED
+    );
     let answer = raw::exchange(
         a,
         b"GET /lit/%252e%252e/x.ts HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -477,14 +465,10 @@ async fn five_hundred_idle_connections_do_not_stop_service() {
     assert_eq!(status, 200);
     eprintln!("measured: /healthz with 500 idle connections open took {took:?}");
     assert!(took < Duration::from_secs(1), "took {took:?}");
-    let r = client()
-        .put(origin.url("/idle/seg.ts"))
-        .bearer_auth(TOKEN)
-        .body("x")
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        common::put(origin.url("/idle/seg.ts"), TOKEN, "x").await,
+        StatusCode::CREATED
+    );
     assert_eq!(get_status(&origin, "/idle/seg.ts").await, StatusCode::OK);
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(raw::closed_count(&mut idle).await, 0, "idle ones are still open");
@@ -496,14 +480,10 @@ async fn five_hundred_idle_connections_do_not_stop_service() {
 async fn nobody_without_the_ingest_token_writes_or_deletes() {
     let mut origin = origin();
     let http = client();
-    let r = http
-        .put(origin.url("/auth/kept.ts"))
-        .bearer_auth(TOKEN)
-        .body("original")
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        common::put(origin.url("/auth/kept.ts"), TOKEN, "original").await,
+        StatusCode::CREATED
+    );
     let prefix = &TOKEN[..TOKEN.len() - 1];
     let attempts = [
         None,
@@ -544,14 +524,7 @@ async fn nobody_without_the_ingest_token_writes_or_deletes() {
         }
     }
     assert_eq!(get_status(&origin, "/auth/new.ts").await, StatusCode::NOT_FOUND);
-    let kept = http
-        .get(origin.url("/auth/kept.ts"))
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("text");
+    let kept = common::text(origin.url("/auth/kept.ts")).await;
     assert_eq!(kept, "original", "neither replaced nor deleted");
     assert_healthy(&mut origin).await;
 

@@ -119,14 +119,7 @@ async fn ffmpeg_pushes_hls_and_it_is_served_back() {
     assert!(probe.contains("aac"), "{probe}");
 
     // The ingest really used PUT and DELETE with the token.
-    let metrics = http
-        .get(origin.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = common::text(origin.url("/metrics")).await;
     assert!(
         metrics.contains("hlscdn_origin_requests_total{method=\"PUT\",status=\"201\"}"),
         "{metrics}"

@@ -39,14 +39,7 @@ async fn conformance(origin: &Server) {
     // A chunked PUT (no Content-Length), as packagers send.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = payload.chunks(7000).map(|c| Ok(c.to_vec())).collect();
     let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
-    let r = http
-        .put(&seg)
-        .bearer_auth(TOKEN)
-        .body(body)
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(common::put(&seg, TOKEN, body).await, StatusCode::CREATED);
 
     // GET: bytes, type, caching, validators, CORS.
     let r = http.get(&seg).send().await.expect("get");
@@ -110,14 +103,7 @@ async fn conformance(origin: &Server) {
     let vod = origin.url("/vod/v1/index.m3u8");
     let vod_body = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nseg-1.ts\n#EXT-X-ENDLIST\n";
     for (url, body) in [(&live, live_body), (&vod, vod_body)] {
-        let r = http
-            .put(url)
-            .bearer_auth(TOKEN)
-            .body(body)
-            .send()
-            .await
-            .expect("put");
-        assert_eq!(r.status(), StatusCode::CREATED);
+        assert_eq!(common::put(url, TOKEN, body).await, StatusCode::CREATED);
     }
     let r = http.get(&live).send().await.expect("get");
     assert_eq!(r.headers()["content-type"], "application/vnd.apple.mpegurl");
@@ -148,14 +134,10 @@ async fn conformance(origin: &Server) {
 
     // Size limit: declared and chunked bodies past it get 413 and write nothing.
     let big = origin.url("/live/s1/480p/big.ts");
-    let r = http
-        .put(&big)
-        .bearer_auth(TOKEN)
-        .body(vec![0u8; 300_000])
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        common::put(&big, TOKEN, vec![0u8; 300_000]).await,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..30).map(|_| Ok(vec![1u8; 10_000])).collect();
     let r = http
         .put(&big)
@@ -216,14 +198,7 @@ async fn conformance(origin: &Server) {
             StatusCode::OK
         );
     }
-    let metrics = http
-        .get(origin.url("/metrics"))
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("text");
+    let metrics = common::text(origin.url("/metrics")).await;
     for name in [
         "hlscdn_origin_requests_total{method=\"PUT\",status=\"401\"}",
         "hlscdn_origin_bytes_out_total",
@@ -260,15 +235,10 @@ async fn file_store_and_nothing_outside_it() {
     conformance(&origin).await;
 
     // Objects land under the root, and nothing lands beside it.
-    let http = client();
-    let r = http
-        .put(origin.url("/a/b.ts"))
-        .bearer_auth(TOKEN)
-        .body("x")
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        common::put(origin.url("/a/b.ts"), TOKEN, "x").await,
+        StatusCode::CREATED
+    );
     assert!(root.join("a/b.ts").is_file());
     std::fs::write(dir.path().join("secret.txt"), "secret").expect("write");
     for target in [
@@ -346,21 +316,10 @@ async fn s3_store_against_a_real_s3_server() {
     conformance(&origin).await;
 
     // The objects really are in the bucket, under the prefix.
-    let r = client()
-        .put(origin.url("/x/y.ts"))
-        .bearer_auth(TOKEN)
-        .body("in-s3")
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let listing = client()
-        .get(format!("{}/media?list-type=2&prefix=prefix/", moto.endpoint))
-        .send()
-        .await
-        .expect("list")
-        .text()
-        .await
-        .expect("text");
+    assert_eq!(
+        common::put(origin.url("/x/y.ts"), TOKEN, "in-s3").await,
+        StatusCode::CREATED
+    );
+    let listing = common::text(format!("{}/media?list-type=2&prefix=prefix/", moto.endpoint)).await;
     assert!(listing.contains("<Key>prefix/x/y.ts</Key>"), "{listing}");
 }

@@ -153,14 +153,7 @@ async fn hls_parameters_pass_through_and_misses_collapse() {
 
     // A blocking reload: `_HLS_*` reaches the origin, the session does not,
     // and no written URI carries `_HLS_*`.
-    let body = http
-        .get(router.url("/live/a/index.m3u8?_HLS_msn=12&_HLS_part=1&s=whatever"))
-        .send()
-        .await
-        .expect("request")
-        .text()
-        .await
-        .expect("text");
+    let body = common::text(router.url("/live/a/index.m3u8?_HLS_msn=12&_HLS_part=1&s=whatever")).await;
     let last = seen
         .lock()
         .expect("lock")

@@ -265,14 +265,7 @@ async fn vod_headers_redirects_and_refusals() {
         405
     );
 
-    let metrics = http
-        .get(router.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = common::text(router.url("/metrics")).await;
     for name in [
         "hlscdn_router_requests_total{route=\"playlist\",status=\"200\"}",
         "hlscdn_router_rewrite_seconds_bucket",
@@ -300,14 +293,7 @@ async fn without_edges_the_fallback_applies() {
     drop(router);
 
     let router = cluster.router(&[], &["--no-edge", "origin"]);
-    let body = http
-        .get(router.url("/vod/demo/240p/index.m3u8"))
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("text");
+    let body = common::text(router.url("/vod/demo/240p/index.m3u8")).await;
     let origin = cluster.origin.url("/vod/demo/240p/");
     assert!(
         body.lines().any(|l| l.starts_with(&origin)),

@@ -467,14 +467,7 @@ fn router_before(origin: &Server, dir: &std::path::Path, config: &str) -> Server
 
 /// The edge a rewritten media playlist sends its segments to.
 async fn edge_of_playlist(router: &Server, path: &str) -> String {
-    let body = client()
-        .get(router.url(path))
-        .send()
-        .await
-        .expect("playlist")
-        .text()
-        .await
-        .expect("text");
+    let body = common::text(router.url(path)).await;
     let segment = body
         .lines()
         .find(|l| l.starts_with("http://"))

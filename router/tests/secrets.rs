@@ -242,14 +242,7 @@ async fn secrets_never_appear_in_logs_answers_or_help() {
     let mut answers = Vec::new();
     // A viewer, through both routers, onto the edge; a redirect.
     for r in [&router, &peer] {
-        let body = http
-            .get(r.url("/vod/x/index.m3u8"))
-            .send()
-            .await
-            .expect("playlist")
-            .text()
-            .await
-            .expect("text");
+        let body = common::text(r.url("/vod/x/index.m3u8")).await;
         let segment = body
             .lines()
             .find(|l| l.starts_with("http"))

@@ -215,6 +215,34 @@ pub fn client() -> reqwest::Client {
         .expect("client")
 }
 
+/// The body of `GET url`, whatever the status.
+pub async fn text(url: impl reqwest::IntoUrl) -> String {
+    client()
+        .get(url)
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("body")
+}
+
+/// `PUT url` with `body`, authorized with the ingest `token`: the status.
+pub async fn put(
+    url: impl reqwest::IntoUrl,
+    token: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::StatusCode {
+    client()
+        .put(url)
+        .bearer_auth(token)
+        .body(body)
+        .send()
+        .await
+        .expect("put")
+        .status()
+}
+
 /// Runs `program` with `args`, panicking with its stderr if it fails.
 pub fn run_tool(program: &str, args: &[&str]) -> String {
     let out = Command::new(program).args(args).output().unwrap_or_else(|e| {

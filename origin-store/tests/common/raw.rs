@@ -148,6 +148,52 @@ pub fn slow_crowd(
     trickling.chain(silent).collect()
 }
 
+/// What a [`slow_crowd`] run measured.
+#[derive(Debug)]
+pub struct CrowdFigures {
+    /// Earliest and latest close of a slow client, after it connected.
+    pub closed: (Duration, Duration),
+    /// The slowest normal request meanwhile.
+    pub slowest: Duration,
+}
+
+/// Lets a [`slow_crowd`] trickle `head` at `addr` while each of `paths` is
+/// fetched on a new connection, 250 ms apart, and checks what a server with
+/// header timeout `timeout` owes: every fetch answers 200 within 1.5 s, and
+/// the server closes every slow client no sooner than `timeout` − 300 ms and
+/// no later than `timeout` + 2 s.
+pub async fn outlast_slow_crowd(
+    addr: SocketAddr,
+    head: &'static [u8],
+    timeout: Duration,
+    paths: &[String],
+) -> CrowdFigures {
+    let clients = slow_crowd(addr, head, timeout + Duration::from_secs(5));
+    let mut slowest = Duration::ZERO;
+    for path in paths {
+        let (status, took) = timed_get(addr, path).await;
+        assert_eq!(status, 200, "{path}");
+        slowest = slowest.max(took);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        slowest < Duration::from_millis(1500),
+        "slowest request {slowest:?}"
+    );
+    let (mut first, mut last) = (Duration::MAX, Duration::ZERO);
+    for client in clients {
+        let closed = client.await.expect("task").expect("closed by the server");
+        assert!(closed >= timeout - Duration::from_millis(300), "{closed:?}");
+        assert!(closed <= timeout + Duration::from_secs(2), "{closed:?}");
+        first = first.min(closed);
+        last = last.max(closed);
+    }
+    CrowdFigures {
+        closed: (first, last),
+        slowest,
+    }
+}
+
 /// Opens `n` connections that send nothing and keeps them open while they are held.
 pub async fn idle_connections(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
     let mut held = Vec::with_capacity(n);
