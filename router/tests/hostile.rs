@@ -9,6 +9,7 @@
 mod common;
 #[path = "../../origin-store/tests/common/raw.rs"]
 mod raw;
+mod support;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use common::{Server, client};
-use router_api::fleet::{Ad, Capacity, EdgeState, EdgesView, Instance, Load};
+use router_api::fleet::{Ad, Capacity, EdgeState, Instance, Load};
 use router_api::token::TOKEN_PARAM;
 
 const FLEET_TOKEN: &str = "hostile-fleet-token-0123456789";
@@ -217,15 +218,12 @@ async fn post_ad(router: &Server, body: impl Into<reqwest::Body>, auth: Option<&
 }
 
 async fn advertised(router: &Server) -> Vec<Ad> {
-    let view: EdgesView = client()
-        .get(router.url("/api/v1/edges"))
-        .send()
+    support::edges(router)
         .await
-        .expect("edges")
-        .json()
-        .await
-        .expect("json");
-    view.edges.into_iter().filter_map(|e| e.ad).collect()
+        .edges
+        .into_iter()
+        .filter_map(|e| e.ad)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,7 @@
-//! The fleet as a router shows it, for the fleet and liveness tests.
+//! The fleet as a router shows it, for the router's integration tests (each
+//! test binary uses a part of it).
+
+#![allow(dead_code)]
 
 use router_api::fleet::EdgesView;
 
