@@ -794,7 +794,14 @@ async fn get_playlist(viewer: &Viewer<'_>, url: &Url) -> (Url, Result<bytes::Byt
 /// path and query, as a DNS name or a load balancer in front of the routers
 /// would send it. `None` for a URL on any other host.
 fn on_router(url: &Url, routers: &[Url], to: &Url) -> Option<Url> {
-    if !routers.iter().any(|r| r.origin() == url.origin()) {
+    // Compared field by field: `Url::origin` allocates, and this runs for
+    // every playlist request.
+    let same_server = |r: &Url| {
+        r.scheme() == url.scheme()
+            && r.host_str() == url.host_str()
+            && r.port_or_known_default() == url.port_or_known_default()
+    };
+    if !routers.iter().any(same_server) {
         return None;
     }
     let mut moved = url.clone();
