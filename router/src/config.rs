@@ -83,6 +83,23 @@ pub enum NoEdge {
     Unavailable,
 }
 
+/// Where media URIs of rewritten playlists point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SegmentUrls {
+    /// At the viewer's edge; viewers move by Content Steering pathways.
+    Direct,
+    /// At the router's `/r/`, answered with a 302 to the edge chosen at fetch time.
+    Redirect,
+}
+
+/// Default number of Content Steering pathways offered per viewer.
+pub const DEFAULT_PATHWAYS: usize = 3;
+/// Most pathways a viewer is offered (the steering ticket's bound).
+pub const MAX_PATHWAYS: usize = router_api::session::MAX_PATHWAYS;
+/// Default `TTL` of steering manifests.
+pub const DEFAULT_STEERING_TTL: Duration = Duration::from_secs(5);
+
 /// Command line of `hlscdn-router`. Every flag also reads an `HLSCDN_*`
 /// variable; flags win over variables, which win over the file.
 #[derive(Debug, Parser)]
@@ -137,6 +154,16 @@ pub struct Cli {
     /// Bounded-load ε: an edge takes new viewers while under (1 + ε) × the fleet's average utilization.
     #[arg(long, env = "HLSCDN_EPSILON")]
     pub epsilon: Option<f64>,
+    /// Where segment URIs point: `direct` (the edge, with Content Steering
+    /// pathways) or `redirect` (the router's /r/, a 302 per segment).
+    #[arg(long, env = "HLSCDN_SEGMENT_URLS", value_enum)]
+    pub segment_urls: Option<SegmentUrls>,
+    /// Content Steering pathways (edges) offered to each viewer, 1 to 4; 0 turns steering off.
+    #[arg(long, env = "HLSCDN_PATHWAYS")]
+    pub pathways: Option<usize>,
+    /// TTL of steering manifests, seconds: how often players ask for a new order.
+    #[arg(long, env = "HLSCDN_STEERING_TTL")]
+    pub steering_ttl: Option<u64>,
 }
 
 /// One edge of a static fleet, in the file form.
@@ -195,6 +222,9 @@ struct FileConfig {
     session_max_age_secs: Option<u64>,
     vod_cache_secs: Option<u64>,
     master_cache_secs: Option<u64>,
+    segment_urls: Option<SegmentUrls>,
+    pathways: Option<usize>,
+    steering_ttl_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -263,6 +293,12 @@ pub struct Config {
     pub vod_cache: Duration,
     /// Cache lifetime of multivariant playlists.
     pub master_cache: Duration,
+    /// Where segment URIs point.
+    pub segment_urls: SegmentUrls,
+    /// Content Steering pathways per viewer (0: off).
+    pub pathways: usize,
+    /// TTL of steering manifests.
+    pub steering_ttl: Duration,
 }
 
 impl Config {
@@ -362,6 +398,12 @@ impl Config {
             max_playlist_uris: file.max_playlist_uris.unwrap_or(DEFAULT_MAX_PLAYLIST_URIS),
             token_ttl: secs(file.token_ttl_secs, DEFAULT_TOKEN_TTL),
             session_max_age: secs(file.session_max_age_secs, DEFAULT_SESSION_MAX_AGE),
+            segment_urls: cli
+                .segment_urls
+                .or(file.segment_urls)
+                .unwrap_or(SegmentUrls::Direct),
+            pathways: cli.pathways.or(file.pathways).unwrap_or(DEFAULT_PATHWAYS),
+            steering_ttl: secs(cli.steering_ttl.or(file.steering_ttl_secs), DEFAULT_STEERING_TTL),
             vod_cache: secs(file.vod_cache_secs, DEFAULT_VOD_TTL),
             master_cache: secs(file.master_cache_secs, DEFAULT_MASTER_TTL),
         };
@@ -395,6 +437,14 @@ impl Config {
         }
         if self.token_ttl < Duration::from_secs(60) {
             return fail("`token_ttl_secs` must be at least 60");
+        }
+        if self.pathways > MAX_PATHWAYS {
+            return Err(ConfigError(format!(
+                "`pathways` must be at most {MAX_PATHWAYS} (0 turns steering off)"
+            )));
+        }
+        if self.steering_ttl.is_zero() || self.steering_ttl > Duration::from_secs(300) {
+            return fail("`steering_ttl_secs` must be within 1 and 300");
         }
         for url in self.public_url.iter().chain(&self.peers) {
             let parsed = url::Url::parse(url)

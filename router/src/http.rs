@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `GET`/`HEAD /<path>.m3u8` | the origin playlist, rewritten for this viewer |
 //! | `GET /r/<path>` | 302 to the chosen edge's URL of the object (signed) |
+//! | `GET /steer/<stream>?s=…` | the viewer's Content Steering manifest (JSON) |
 //! | `GET /healthz`, `/readyz`, `/metrics` | liveness, readiness, Prometheus |
 
 use std::sync::Arc;
@@ -16,17 +17,18 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use origin_store::path::ObjectKey;
-use router_api::session::{self, Session, SessionKey};
+use router_api::session::{self, Session, SessionKey, SteeringTicket};
 use router_api::token::{self, KeyRing};
 
-use crate::config::NoEdge;
+use crate::config::{NoEdge, SegmentUrls};
 use crate::error::Error;
 use crate::fleet_api::{Current, ExplainQuery, Fleet};
 use crate::groups::Groups;
 use crate::metrics;
 use crate::playlists::{Playlist, Playlists};
-use crate::rewrite::{PlaylistKind, RenderContext};
+use crate::rewrite::{Pathway, PlaylistKind, RenderContext};
 use crate::select::{Choice, Request as Pick};
+use crate::steer;
 
 /// Signed URLs expire on a grid of this step (plus the token lifetime), so
 /// every response within one step names the same URLs: a preload hint and
@@ -54,6 +56,12 @@ pub struct RouterState {
     pub no_edge: NoEdge,
     /// Public base URL of the origin (no trailing slash), for the fallback.
     pub origin_public_url: Option<String>,
+    /// Where segment URIs point: the edge (with steering pathways) or `/r/`.
+    pub segment_urls: SegmentUrls,
+    /// Content Steering pathways offered per viewer (0: no steering).
+    pub pathways: usize,
+    /// `TTL` of steering manifests.
+    pub steering_ttl: Duration,
 }
 
 /// The router's HTTP app.
@@ -67,6 +75,7 @@ pub fn app(state: Arc<RouterState>) -> Router {
             get(|| async { origin_store::metrics::handle().render() }),
         )
         .route("/r/{*path}", get(redirect))
+        .route("/steer/{*stream}", get(steering))
         .route("/api/v1/explain", get(explain))
         .fallback(playlist)
         .with_state(state.clone())
@@ -97,6 +106,7 @@ fn route_label(path: &str) -> &'static str {
         "/readyz" => "readyz",
         "/metrics" => "metrics",
         p if p.starts_with("/r/") => "redirect",
+        p if p.starts_with("/steer/") => "steering",
         "/api/v1/ads" => "ads",
         "/api/v1/edges" => "edges",
         "/api/v1/routers" => "routers",
@@ -217,10 +227,24 @@ async fn playlist(State(state): State<Arc<RouterState>>, request: Request) -> Re
 
     let current = state.fleet.current();
     let is_master = playlist.template.kind() == PlaylistKind::Multivariant;
+    let head = request.method() == Method::HEAD;
+    // A media playlist names the session's edge for as long as the router
+    // knows its URL, whatever its health: a listed segment keeps its URI,
+    // and viewers move by switching pathway (docs/STEERING.md).
+    if !is_master
+        && let (Some(token), Some(s)) = (session_token, &session)
+        && let Some(index) = current.selector.index_of(&s.edge_id)
+    {
+        let edge = &current.selector.edges()[index];
+        let placement = Placement {
+            base: edge.base_url.trim_end_matches('/'),
+            edge: Some(&edge.id),
+        };
+        return render(&state, &playlist, &placement, token, now_unix, head);
+    }
     // A multivariant playlist places the viewer for the whole stream, counted
-    // at its first variant's bandwidth; a media playlist keeps the session's
-    // edge while it can, else places the rendition on its own, counted at the
-    // bandwidth its variant declared.
+    // at its first variant's bandwidth; a media playlist without a usable
+    // session is placed on its own, counted at the bandwidth its variant declared.
     let (stream_key, bandwidth_bps) = if is_master {
         (
             dir_of(&key),
@@ -241,29 +265,163 @@ async fn playlist(State(state): State<Arc<RouterState>>, request: Request) -> Re
         bandwidth_bps,
     };
     let placement = state.place(&current, &pick)?;
-
-    // Keep the viewer's token when nothing changed, so reloads are byte-identical.
-    let minted;
-    let session_value = match (session_token, &session, placement.edge) {
-        (Some(token), Some(s), Some(edge)) if !is_master && s.edge_id == edge => token,
-        _ => {
-            let viewer_id = session.as_ref().map_or_else(rand::random::<u64>, |s| s.viewer_id);
-            minted = state.sessions.encode(&Session {
-                edge_id: placement.edge.unwrap_or_default().to_owned(),
-                issued_unix: now_unix,
-                viewer_id,
-            });
-            &minted
-        }
+    let viewer_id = session.as_ref().map_or_else(rand::random::<u64>, |s| s.viewer_id);
+    let session_of = |edge: &str| {
+        state.sessions.encode(&Session {
+            edge_id: edge.to_owned(),
+            issued_unix: now_unix,
+            viewer_id,
+        })
     };
-    render(
-        &state,
-        &playlist,
-        &placement,
-        session_value,
-        now_unix,
-        request.method() == Method::HEAD,
+    let first = placement.edge.and_then(|id| current.selector.index_of(id));
+    if let Some(first) = first
+        && is_master
+        && state.segment_urls == SegmentUrls::Direct
+        && state.pathways > 0
+        && !playlist.template.is_steered()
+    {
+        let mut ranked = Vec::new();
+        current.selector.ranked(&pick, Instant::now(), &mut ranked);
+        let edges = current.selector.edges();
+        let ids: Vec<String> = std::iter::once(first)
+            .chain(ranked.into_iter().filter(|&i| i != first))
+            .take(state.pathways)
+            .map(|i| edges[i].id.clone())
+            .collect();
+        let queries: Vec<String> = ids
+            .iter()
+            .map(|id| format!("{}={}", session::SESSION_PARAM, session_of(id)))
+            .collect();
+        let pathways: Vec<Pathway<'_>> = ids
+            .iter()
+            .zip(&queries)
+            .map(|(id, query)| Pathway {
+                id,
+                playlist_query: query,
+            })
+            .collect();
+        let ticket = state.sessions.encode_ticket(&SteeringTicket {
+            issued_unix: now_unix,
+            viewer_id,
+            pathways: ids.clone(),
+        });
+        let server_uri = steering_uri(dir_of(&key), &ticket);
+        let started = Instant::now();
+        let media_query = state.media_query(&playlist.media_acl, now_unix);
+        let mut body = Vec::new();
+        playlist.template.render_pathways(
+            placement.base,
+            media_query.as_deref(),
+            &server_uri,
+            &pathways,
+            &mut body,
+        );
+        metrics::rewrite(started.elapsed());
+        return Ok(playlist_response(&playlist, body, head));
+    }
+    let minted = session_of(placement.edge.unwrap_or_default());
+    render(&state, &playlist, &placement, &minted, now_unix, head)
+}
+
+/// `/steer/{stream}?s={ticket}`: where a viewer's steering manifest is.
+fn steering_uri(stream: &str, ticket: &str) -> String {
+    format!(
+        "/steer/{}?{}={ticket}",
+        encode_path(stream),
+        session::SESSION_PARAM
     )
+}
+
+/// The query of a steering manifest request.
+#[derive(Debug, serde::Deserialize)]
+struct SteeringQuery {
+    /// The viewer's steering ticket.
+    s: Option<String>,
+    /// The pathway the player is on (RFC 8216bis §7.2).
+    #[serde(rename = "_HLS_pathway")]
+    pathway: Option<String>,
+}
+
+/// `GET /steer/<stream>?s=<ticket>[&_HLS_pathway=<id>]`: the viewer's
+/// Content Steering manifest (RFC 8216bis §7.1), ordered by the fleet now.
+async fn steering(State(state): State<Arc<RouterState>>, request: Request) -> Result<Response, Error> {
+    let path = request.uri().path().strip_prefix("/steer").unwrap_or("/");
+    let stream = ObjectKey::from_request_path(path).map_err(|e| Error::BadInput(e.to_string()))?;
+    let query: SteeringQuery = serde_urlencoded_query(request.uri().query())?;
+    let ticket = query
+        .s
+        .as_deref()
+        .and_then(|t| {
+            state
+                .sessions
+                .decode_ticket(t, unix_now(), state.session_max_age.as_secs())
+        })
+        .ok_or_else(|| Error::BadInput("missing, forged or expired steering ticket (`s`)".into()))?;
+    let current_pathway = query.pathway.as_deref().filter(|id| session::valid_edge_id(id));
+    let current = state.fleet.current();
+    let assigned: Vec<u64> = current
+        .assigned_bps
+        .iter()
+        .map(|a| a.load(std::sync::atomic::Ordering::Relaxed))
+        .collect();
+    let pick = Pick {
+        stream_key: stream.as_str(),
+        sticky: None,
+        group: state.groups.group_of(request.headers(), client_ip(&request)),
+        bandwidth_bps: 0,
+    };
+    let plan = steer::plan(
+        &current.selector,
+        Instant::now(),
+        &assigned,
+        &pick,
+        &ticket.pathways,
+        current_pathway,
+        state.pathways.max(1),
+    );
+    metrics::steering(plan.moved.map(|m| m.label()));
+    let clones: Vec<serde_json::Value> = plan
+        .clones
+        .iter()
+        .map(|id| {
+            serde_json::json!({
+                "ID": id,
+                "BASE-ID": plan.base,
+                "URI-REPLACEMENT": {
+                    "PARAMS": { session::SESSION_PARAM: state.sessions.encode(&ticket.session(id)) }
+                }
+            })
+        })
+        .collect();
+    let reload = steering_uri(stream.as_str(), query.s.as_deref().unwrap_or_default());
+    let manifest = serde_json::json!({
+        "VERSION": 1,
+        "TTL": state.steering_ttl.as_secs().max(1),
+        "RELOAD-URI": reload,
+        "PATHWAY-PRIORITY": plan.priority,
+        "PATHWAY-CLONES": clones,
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, no-store"),
+            ),
+        ],
+        manifest.to_string(),
+    )
+        .into_response())
+}
+
+/// Reads a query string into `T`, refusing a malformed one with 400.
+fn serde_urlencoded_query<T: serde::de::DeserializeOwned>(query: Option<&str>) -> Result<T, Error> {
+    let uri: axum::http::Uri = format!("/?{}", query.unwrap_or(""))
+        .parse()
+        .map_err(|_| Error::BadInput("malformed query".into()))?;
+    Query::<T>::try_from_uri(&uri)
+        .map(|q| q.0)
+        .map_err(|e| Error::BadInput(format!("query: {e}")))
 }
 
 async fn readyz(State(state): State<Arc<RouterState>>) -> Response {
@@ -331,17 +489,27 @@ fn render(
     head: bool,
 ) -> Result<Response, Error> {
     let started = Instant::now();
-    let media_query = state.media_query(&playlist.media_acl, now_unix);
     let playlist_query = format!("{}={session_value}", session::SESSION_PARAM);
+    let signed = state.media_query(&playlist.media_acl, now_unix);
+    // Redirect mode: media URIs on the router's `/r/`, with the session, so
+    // each fetch is sent to the edge chosen then.
+    let (edge_base, media_query) = match state.segment_urls {
+        SegmentUrls::Direct => (placement.base, signed.as_deref()),
+        SegmentUrls::Redirect => ("/r", Some(playlist_query.as_str())),
+    };
     let ctx = RenderContext {
-        edge_base: placement.base,
-        media_query: media_query.as_deref(),
+        edge_base,
+        media_query,
         playlist_query: &playlist_query,
     };
     let mut body = Vec::with_capacity(playlist.template.rendered_len_hint(&ctx));
     playlist.template.render(&ctx, &mut body);
     metrics::rewrite(started.elapsed());
+    Ok(playlist_response(playlist, body, head))
+}
 
+/// A rendered playlist as an answer: type, caching, length.
+fn playlist_response(playlist: &Playlist, body: Vec<u8>, head: bool) -> Response {
     let cache_control = match playlist.template.kind() {
         PlaylistKind::Multivariant => "private, no-cache",
         PlaylistKind::Media if playlist.template.is_ended() => "private, max-age=3600",
@@ -360,7 +528,7 @@ fn render(
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-    Ok(response)
+    response
 }
 
 async fn redirect(State(state): State<Arc<RouterState>>, request: Request) -> Result<Response, Error> {
@@ -407,13 +575,17 @@ async fn redirect(State(state): State<Arc<RouterState>>, request: Request) -> Re
 
 /// A key as a URL path: each segment percent-encoded.
 fn encode_key(key: &ObjectKey) -> String {
+    encode_path(key.as_str())
+}
+
+/// A `/`-separated path with each segment percent-encoded.
+fn encode_path(path: &str) -> String {
     const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')
         .remove(b'.')
         .remove(b'_')
         .remove(b'~');
-    key.as_str()
-        .split('/')
+    path.split('/')
         .map(|s| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string())
         .collect::<Vec<_>>()
         .join("/")

@@ -6,6 +6,7 @@
 //!
 //! - [`rewrite`]: playlist scanning into a template of byte runs and URI slots, and rendering. Pure.
 //! - [`select`]: edge choice over a fleet snapshot (weighted rendezvous, bounded load, stickiness). Pure.
+//! - [`steer`]: Content Steering: the order of a viewer's pathways, and clones onto other edges. Pure.
 //! - [`fleet`]: the newest ad of every edge, freshness, hold-down, flips. Pure.
 //! - [`peers`]: the routers this router knows; discovery and forgetting. Pure.
 //! - [`fleet_api`]: ads in, forwarding, discovery, bootstrap, `/api/v1/*` fleet views, events.
@@ -31,6 +32,7 @@ pub mod playlists;
 pub mod rewrite;
 pub mod scale;
 pub mod select;
+pub mod steer;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -122,6 +124,9 @@ pub fn state(config: &config::Config, public_url: &str) -> anyhow::Result<http::
         session_max_age: config.session_max_age,
         no_edge: config.no_edge,
         origin_public_url,
+        segment_urls: config.segment_urls,
+        pathways: config.pathways,
+        steering_ttl: config.steering_ttl,
     })
 }
 

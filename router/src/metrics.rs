@@ -34,6 +34,20 @@ pub fn choice(edge: Option<&str>) {
     metrics::counter!(CHOICES, "edge" => edge.unwrap_or("none").to_owned()).increment(1);
 }
 
+/// Steering manifests answered.
+pub const STEERING: &str = "hlscdn_router_steering_requests_total";
+/// Steering manifests that moved a viewer off the pathway it reported, by
+/// `reason` (dead, draining, held_down, over_cap).
+pub const PATHWAY_MOVES: &str = "hlscdn_router_pathway_moves_total";
+
+/// Records a steering manifest, and the move it makes, if any.
+pub fn steering(moved: Option<&'static str>) {
+    metrics::counter!(STEERING).increment(1);
+    if let Some(reason) = moved {
+        metrics::counter!(PATHWAY_MOVES, "reason" => reason).increment(1);
+    }
+}
+
 /// Ads received, by `result` (stored, not_newer, rejected, unauthorized).
 pub const ADS: &str = "hlscdn_router_ads_total";
 /// Ads forwarded to other routers, by `result` (ok, failed).

@@ -202,6 +202,32 @@ impl Choice {
     }
 }
 
+/// Why an edge cannot serve a steered viewer now ([`Selector::unavailable`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unavailable {
+    /// No fresh ad (dead, frozen or cut off), or unknown.
+    Stale,
+    /// Draining.
+    Draining,
+    /// Back after a flap, not eligible yet.
+    HoldDown,
+    /// Without capacity, or over the sticky cap.
+    OverCap,
+}
+
+impl Unavailable {
+    /// A short label for metrics and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Unavailable::Stale => "dead",
+            Unavailable::Draining => "draining",
+            Unavailable::HoldDown => "held_down",
+            Unavailable::OverCap => "over_cap",
+        }
+    }
+}
+
 /// Why an edge cannot take new viewers at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Exclusion {
@@ -391,6 +417,39 @@ impl Selector {
             chosen_edge: chosen.map(|i| self.edges[i].id.clone()),
             choice,
             candidates,
+        }
+    }
+
+    /// The edges competing for `req` at `now` (candidates, in its group
+    /// when it has one), in rendezvous order, appended to `out`; load bounds
+    /// are not applied. The order a viewer's Content Steering pathways and
+    /// clones are taken in.
+    pub fn ranked(&self, req: &Request<'_>, now: Instant, out: &mut Vec<usize>) {
+        let pool = self.pool(req, now, &[]);
+        let key_hash = hash::stable_hash(req.stream_key.as_bytes());
+        let mut order: Vec<(usize, f64)> = (0..self.edges.len())
+            .filter(|&i| self.competes(i, now, &pool))
+            .map(|i| (i, self.score(key_hash, i)))
+            .collect();
+        order.sort_by(|a, b| self.rank_cmp(*a, *b));
+        out.extend(order.into_iter().map(|(i, _)| i));
+    }
+
+    /// Why edge `i` cannot take viewers now, if it cannot: stale, draining,
+    /// held down, without capacity, or (with `assigned_bps`) over the sticky cap.
+    pub fn unavailable(&self, i: usize, now: Instant, assigned_bps: &[u64]) -> Option<Unavailable> {
+        if i >= self.edges.len() {
+            return Some(Unavailable::Stale);
+        }
+        match self.exclusion(i, now) {
+            Some(Exclusion::Stale) => Some(Unavailable::Stale),
+            Some(Exclusion::Draining) => Some(Unavailable::Draining),
+            Some(Exclusion::HoldDown) => Some(Unavailable::HoldDown),
+            Some(Exclusion::NoCapacity) => Some(Unavailable::OverCap),
+            None if self.utilization(i, assigned_bps, 0) > self.policy.sticky_max_utilization => {
+                Some(Unavailable::OverCap)
+            }
+            None => None,
         }
     }
 

@@ -12,7 +12,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use common::{Server, client, eventually, free_port};
-use support::{edge_state, edges};
+use support::{Viewer, edge_state, edges};
 
 const TOKEN: &str = "fleet-token-for-tests-0123";
 const TTL: Duration = Duration::from_millis(3000);
@@ -22,10 +22,16 @@ struct Cluster {
     origin: Server,
     routers: Vec<(u16, Server)>,
     edges: Vec<Option<Server>>,
+    /// Extra flags of every router.
+    router_args: Vec<String>,
 }
 
 impl Cluster {
     fn start(router_count: usize) -> Cluster {
+        Cluster::start_with(router_count, &[])
+    }
+
+    fn start_with(router_count: usize, router_args: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = url::Url::from_directory_path(dir.path().join("store"))
             .expect("url")
@@ -37,6 +43,7 @@ impl Cluster {
             origin,
             routers: Vec::new(),
             edges: Vec::new(),
+            router_args: router_args.iter().map(|a| (*a).to_owned()).collect(),
         };
         for (i, port) in ports.iter().enumerate() {
             let peers: Vec<u16> = ports.iter().copied().filter(|p| p != port).collect();
@@ -69,19 +76,27 @@ impl Cluster {
         for peer in peers {
             args.extend(["--peer".to_owned(), format!("http://127.0.0.1:{peer}")]);
         }
+        args.extend(self.router_args.iter().cloned());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let path = common::bin_path("router", "hlscdn-router");
         Server::start(path.to_str().expect("utf-8"), &args, &[])
     }
 
     fn edge(&self, i: usize) -> Server {
+        self.edge_at(i, "127.0.0.1:0")
+    }
+
+    /// Edge `i` listening on `listen` (a restart keeps its address).
+    fn edge_at(&self, i: usize, listen: &str) -> Server {
         let id = format!("edge-{i}");
         let router = self.routers[0].1.url("");
         let origin = self.origin.url("");
-        Server::binary(
-            "edge-agent",
-            "hlscdn-edge",
+        let path = common::bin_path("edge-agent", "hlscdn-edge");
+        Server::start(
+            path.to_str().expect("utf-8"),
             &[
+                "--listen",
+                listen,
                 "--id",
                 &id,
                 "--origin",
@@ -107,58 +122,6 @@ impl Cluster {
                 .filter(|e| url.starts_with(&e.url("/")))
                 .map(|_| format!("edge-{}", i + 1))
         })
-    }
-}
-
-/// A player: master → first variant → segments, following URLs as given.
-struct Viewer {
-    media_url: url::Url,
-    fetched: std::collections::BTreeSet<String>,
-    failures: usize,
-}
-
-impl Viewer {
-    async fn join(router: &Server, stream: &str) -> Viewer {
-        let master_url = url::Url::parse(&router.url(&format!("/{stream}/master.m3u8"))).expect("url");
-        let body = client()
-            .get(master_url.as_str())
-            .send()
-            .await
-            .expect("master")
-            .bytes()
-            .await
-            .expect("body");
-        let master = m3u8_rs::parse_master_playlist_res(&body).expect("master");
-        let media_url = master_url.join(&master.variants[0].uri).expect("join");
-        Viewer {
-            media_url,
-            fetched: Default::default(),
-            failures: 0,
-        }
-    }
-
-    /// Reloads the media playlist (from `router`) and fetches new segments;
-    /// returns the segment URLs of this reload.
-    async fn reload(&mut self, router: &Server) -> Vec<String> {
-        let mut url = self.media_url.clone();
-        url.set_port(Some(router.addr.port())).expect("port");
-        let r = client().get(url.as_str()).send().await.expect("media");
-        assert_eq!(r.status(), 200, "media playlist");
-        let body = r.bytes().await.expect("body");
-        let media = m3u8_rs::parse_media_playlist_res(&body).expect("media");
-        let uris: Vec<String> = media.segments.iter().map(|s| s.uri.clone()).collect();
-        for uri in uris.iter().rev().take(2) {
-            let path = url::Url::parse(uri)
-                .map(|u| u.path().to_owned())
-                .unwrap_or_default();
-            if self.fetched.insert(path) {
-                let ok = client().get(uri).send().await.is_ok_and(|r| r.status() == 200);
-                if !ok {
-                    self.failures += 1;
-                }
-            }
-        }
-        uris
     }
 }
 
@@ -199,8 +162,20 @@ async fn edges_are_learned_everywhere_and_a_killed_edge_is_dropped_at_once() {
     eprintln!("detection: every router dropped the killed edge {detected:?} after kill -9");
     assert!(detected <= Duration::from_secs(1), "{detected:?}");
 
-    // The viewer whose session named it moves at its next reload, on any router.
+    // The viewer's pathway keeps naming the killed edge on every router (a
+    // listed segment keeps its URI); every router's steering manifest
+    // drops it, and the viewer following it plays from another edge.
     for (_, router) in &cluster.routers {
+        let uris = viewer.reload(router).await;
+        assert!(
+            uris.iter().all(|u| cluster.edge_id_of(u).is_none()),
+            "the killed edge's pathway still names it: {uris:?}"
+        );
+    }
+    for (_, router) in &cluster.routers {
+        let manifest = viewer.steer(router).await;
+        let priority = manifest["PATHWAY-PRIORITY"].to_string();
+        assert!(!priority.contains(&format!("\"{victim}\"")), "{manifest}");
         let uris = viewer.reload(router).await;
         assert!(
             uris.iter()
@@ -208,6 +183,8 @@ async fn edges_are_learned_everywhere_and_a_killed_edge_is_dropped_at_once() {
             "moved: {uris:?}"
         );
     }
+    assert_eq!(viewer.switches, 1, "one move for one crash");
+    assert_eq!(viewer.uri_changes, 0, "no listed segment changed its URI");
     // No choice names it afterwards.
     for stream in ["live/demo-1", "live/demo-2", "live/demo-3", "vod/demo"] {
         for (_, router) in &cluster.routers {
@@ -255,10 +232,13 @@ async fn a_draining_edge_is_seen_within_a_second_and_its_viewers_never_fail() {
         termed_at.elapsed()
     );
 
-    // The viewer keeps following its playlists for a few seconds: it moves,
-    // and no segment fetch fails (the draining edge still serves meanwhile).
+    // The viewer keeps following its playlists and its steering manifest
+    // for a few seconds: it moves, no listed segment changes its URI, and
+    // no segment fetch fails (the draining edge still serves what it listed).
     let mut moved = false;
     while termed_at.elapsed() < Duration::from_secs(4) {
+        viewer.reload(router).await;
+        viewer.steer(router).await;
         let uris = viewer.reload(router).await;
         moved |= uris
             .iter()
@@ -267,6 +247,7 @@ async fn a_draining_edge_is_seen_within_a_second_and_its_viewers_never_fail() {
     }
     assert!(moved, "the viewer left the draining edge");
     assert_eq!(viewer.failures, 0, "no failed segment fetch during the drain");
+    assert_eq!(viewer.uri_changes, 0, "no listed segment changed its URI");
 
     // The drained edge exits by itself after its quiet period.
     if let Some(mut edge) = cluster.edges[index].take() {
@@ -402,4 +383,228 @@ async fn routers_agree_and_a_restarted_router_is_ready_only_with_the_view() {
         "restarted router saw a killed edge {:?} after kill -9",
         killed_at.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listed_segments_keep_their_uris_through_a_kill_and_a_drain_and_viewers_move_once() {
+    let mut cluster = Cluster::start_with(2, &["--steering-ttl", "1"]);
+    for (_, router) in &cluster.routers {
+        eventually(Duration::from_secs(10), "three fresh edges", || async {
+            edges(router).await.edges.iter().filter(|e| e.fresh).count() == 3
+        })
+        .await;
+    }
+    let router = &cluster.routers[0].1;
+    // Two viewers of one stream: one polls its media playlist only (a
+    // player without steering), one follows its steering manifest too.
+    let mut polling = Viewer::join(router, "live/demo-1").await;
+    let mut steered = Viewer::join(router, "live/demo-1").await;
+    assert_eq!(
+        polling.pathways.len(),
+        3,
+        "three pathways: {:?}",
+        polling.pathways.keys()
+    );
+    let uris = polling.reload(router).await;
+    let victim = cluster.edge_id_of(&uris[0]).expect("on an edge");
+    assert_eq!(victim, polling.current, "pathway 0 names the viewer's edge");
+    let victim_index: usize = victim.trim_start_matches("edge-").parse::<usize>().expect("n") - 1;
+    steered.reload(router).await;
+
+    let started = Instant::now();
+    let victim_addr = cluster.edges[victim_index]
+        .as_ref()
+        .expect("runs")
+        .addr
+        .to_string();
+    let mut killed = false;
+    let mut drained: Option<String> = None;
+    let mut restarted = false;
+    let mut manifests = std::collections::BTreeSet::new();
+    while started.elapsed() < Duration::from_secs(12) {
+        let t = started.elapsed();
+        if !killed && t >= Duration::from_secs(2) {
+            if let Some(edge) = cluster.edges[victim_index].take() {
+                edge.signal("KILL");
+            }
+            killed = true;
+        }
+        // The edge the steered viewer moved to drains: it moves again.
+        if drained.is_none() && t >= Duration::from_secs(4) {
+            let id = steered.current.clone();
+            let index: usize = id.trim_start_matches("edge-").parse::<usize>().expect("n") - 1;
+            if let Some(edge) = &cluster.edges[index] {
+                edge.signal("TERM");
+            }
+            drained = Some(id);
+        }
+        if !restarted && t >= Duration::from_secs(6) {
+            // The killed edge comes back (same id and URL, a new instance).
+            cluster.edges[victim_index] = Some(cluster.edge_at(victim_index + 1, &victim_addr));
+            restarted = true;
+        }
+        polling.reload(router).await;
+        steered.reload(router).await;
+        manifests.insert(steered.steer(router).await["PATHWAY-PRIORITY"].to_string());
+        steered.reload(router).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    eprintln!(
+        "polling viewer: {} URIs listed, {} changed, {} failed fetches; steered viewer: {} switches \
+         (now on {}), {} failed fetches, manifests seen: {manifests:?}",
+        polling.listed.len(),
+        polling.uri_changes,
+        polling.failures,
+        steered.switches,
+        steered.current,
+        steered.failures
+    );
+    assert_eq!(polling.uri_changes, 0, "no listed segment changed host or path");
+    assert_eq!(steered.uri_changes, 0, "no listed segment changed host or path");
+    assert!(
+        polling
+            .reload(router)
+            .await
+            .iter()
+            .all(|u| cluster.edge_id_of(u).is_some()),
+        "the restarted edge serves the pathway that names it"
+    );
+    // One move for the crash, one for the drain, none back to the
+    // restarted edge.
+    assert_eq!(steered.switches, 2, "one move per crash and per drain, none back");
+    assert_ne!(steered.current, victim);
+    assert_ne!(Some(&steered.current), drained.as_ref());
+    assert!(
+        manifests.len() >= 2,
+        "the steering manifest changed: {manifests:?}"
+    );
+    assert!(
+        steered.failures <= 2,
+        "at most the segments listed before the kill fail"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pathways_are_cloned_onto_other_edges_when_offered_ones_die() {
+    let mut cluster = Cluster::start_with(1, &["--pathways", "2"]);
+    let router = &cluster.routers[0].1;
+    eventually(Duration::from_secs(10), "three fresh edges", || async {
+        edges(router).await.edges.iter().filter(|e| e.fresh).count() == 3
+    })
+    .await;
+    let mut viewer = Viewer::join(router, "live/demo-2").await;
+    let offered: Vec<String> = viewer.pathways.keys().cloned().collect();
+    assert_eq!(offered.len(), 2, "{offered:?}");
+    let manifest = viewer.steer(router).await;
+    assert_eq!(manifest["PATHWAY-CLONES"], serde_json::json!([]), "{manifest}");
+    assert_eq!(manifest["VERSION"], 1);
+
+    let victim = viewer.current.clone();
+    let index: usize = victim.trim_start_matches("edge-").parse::<usize>().expect("n") - 1;
+    if let Some(edge) = cluster.edges[index].take() {
+        edge.signal("KILL");
+    }
+    eventually(Duration::from_secs(2), "killed edge stale", || async {
+        edge_state(router, &victim).await.is_some_and(|(fresh, _)| !fresh)
+    })
+    .await;
+    let manifest = viewer.steer(router).await;
+    let clones = manifest["PATHWAY-CLONES"].as_array().cloned().unwrap_or_default();
+    assert_eq!(clones.len(), 1, "{manifest}");
+    let clone_id = clones[0]["ID"].as_str().expect("ID").to_owned();
+    assert!(
+        !offered.contains(&clone_id),
+        "a clone is a third edge: {manifest}"
+    );
+    let survivor = offered
+        .iter()
+        .find(|id| **id != victim)
+        .expect("the other pathway");
+    assert_eq!(
+        clones[0]["BASE-ID"].as_str(),
+        Some(survivor.as_str()),
+        "{manifest}"
+    );
+    assert_eq!(
+        manifest["PATHWAY-PRIORITY"],
+        serde_json::json!([survivor, clone_id]),
+        "{manifest}"
+    );
+    // The clone's playlists name its edge; the same ticket gives the same clone.
+    viewer.current = clone_id.clone();
+    let uris = viewer.reload(router).await;
+    assert!(
+        uris.iter()
+            .all(|u| cluster.edge_id_of(u).as_deref() == Some(clone_id.as_str())),
+        "{uris:?}"
+    );
+    assert_eq!(viewer.failures, 0);
+    let again = viewer.steer(router).await;
+    assert_eq!(again["PATHWAY-CLONES"], manifest["PATHWAY-CLONES"]);
+    assert_eq!(
+        again["PATHWAY-PRIORITY"][0].as_str(),
+        Some(clone_id.as_str()),
+        "the viewer stays"
+    );
+
+    // Forged or missing tickets are refused.
+    let steering = viewer.steering.clone().expect("steering");
+    for query in ["", "s=AAAA", "s=%ff"] {
+        let mut url = steering.clone();
+        url.set_query(Some(query));
+        let status = client()
+            .get(url.as_str())
+            .send()
+            .await
+            .expect("steering")
+            .status();
+        assert_eq!(status, 400, "{query}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_mode_lists_router_urls_that_follow_the_fleet() {
+    let mut cluster = Cluster::start_with(1, &["--segment-urls", "redirect"]);
+    let router = &cluster.routers[0].1;
+    eventually(Duration::from_secs(10), "three fresh edges", || async {
+        edges(router).await.edges.iter().filter(|e| e.fresh).count() == 3
+    })
+    .await;
+    let mut viewer = Viewer::join(router, "live/demo-3").await;
+    assert!(viewer.steering.is_none(), "no steering in redirect mode");
+    assert_eq!(viewer.pathways.len(), 1);
+    let media = common::text(viewer.media_url().as_str()).await;
+    let first: Vec<&str> = media.lines().filter(|l| l.starts_with("/r/")).collect();
+    assert!(!first.is_empty(), "{media}");
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let segment = router.url(first[first.len() - 1]);
+    let location = |r: reqwest::Response| {
+        assert_eq!(r.status(), 302);
+        r.headers()[reqwest::header::LOCATION]
+            .to_str()
+            .expect("ascii")
+            .to_owned()
+    };
+    let before = location(no_redirects.get(&segment).send().await.expect("302"));
+    let victim = cluster.edge_id_of(&before).expect("redirected to an edge");
+    let index: usize = victim.trim_start_matches("edge-").parse::<usize>().expect("n") - 1;
+    if let Some(edge) = cluster.edges[index].take() {
+        edge.signal("KILL");
+    }
+    eventually(Duration::from_secs(2), "killed edge stale", || async {
+        edge_state(router, &victim).await.is_some_and(|(fresh, _)| !fresh)
+    })
+    .await;
+    // The same listed URI now leads to a live edge, and plays.
+    let after = location(no_redirects.get(&segment).send().await.expect("302"));
+    let edge = cluster.edge_id_of(&after).expect("redirected to a live edge");
+    assert_ne!(edge, victim);
+    let r = client().get(&segment).send().await.expect("segment");
+    assert_eq!(r.status(), 200);
+    viewer.reload(router).await;
+    viewer.reload(router).await;
+    assert_eq!(viewer.uri_changes, 0);
 }

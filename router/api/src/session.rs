@@ -21,6 +21,15 @@
 //! A token that is forged, malformed, older than the caller's maximum age or
 //! issued in the future (beyond [`MAX_CLOCK_SKEW_SECS`]) decodes to `None`:
 //! that is not an error, the viewer simply gets a fresh assignment.
+//!
+//! # Steering tickets
+//!
+//! A [`SteeringTicket`] rides on the Content Steering `SERVER-URI` of a
+//! multivariant playlist: it names the viewer and the pathways (edge ids)
+//! that playlist offered, so whichever router answers the steering manifest
+//! can order them and clone new ones with the same session tokens. Same
+//! layout, another version byte and HMAC domain, and the edge field is the
+//! pathway ids joined by `,` (1 to [`MAX_PATHWAYS`] of them).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -42,12 +51,21 @@ pub const MAX_EDGE_ID_LEN: usize = 64;
 /// accepts any length, configuration checks this.
 pub const MIN_SECRET_LEN: usize = 16;
 
+/// Most pathways a steering ticket names.
+pub const MAX_PATHWAYS: usize = 4;
+
 const VERSION: u8 = 1;
+const TICKET_VERSION: u8 = 2;
 const HEADER_LEN: usize = 1 + 8 + 8;
 const TAG_LEN: usize = 16;
 const DOMAIN: &[u8] = b"hlscdn-session\0";
+const TICKET_DOMAIN: &[u8] = b"hlscdn-steering\0";
+/// Longest edge field of a ticket: the ids and the commas between them.
+const MAX_TICKET_FIELD_LEN: usize = MAX_PATHWAYS * (MAX_EDGE_ID_LEN + 1) - 1;
 /// Longest encoded session: 4 base64 characters per 3 bytes, rounded up.
 const MAX_ENCODED_LEN: usize = (HEADER_LEN + MAX_EDGE_ID_LEN + TAG_LEN).div_ceil(3) * 4;
+/// Longest encoded steering ticket.
+const MAX_TICKET_ENCODED_LEN: usize = (HEADER_LEN + MAX_TICKET_FIELD_LEN + TAG_LEN).div_ceil(3) * 4;
 
 /// What a session token says about a viewer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,11 +78,45 @@ pub struct Session {
     pub viewer_id: u64,
 }
 
-/// The fleet's session secret, ready to mint and read sessions. `Debug` hides it.
+/// What a steering ticket says: the viewer, and the pathways its
+/// multivariant playlist offered, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SteeringTicket {
+    /// When the multivariant playlist was answered, unix seconds; also the
+    /// issue time of every session token minted for its pathways and clones.
+    pub issued_unix: u64,
+    /// The viewer, as in its sessions.
+    pub viewer_id: u64,
+    /// Pathway ids (edge ids), the first being the one the viewer started on.
+    pub pathways: Vec<String>,
+}
+
+impl SteeringTicket {
+    /// The session token payload for the pathway (or clone) on `edge_id`.
+    pub fn session(&self, edge_id: &str) -> Session {
+        Session {
+            edge_id: edge_id.to_owned(),
+            issued_unix: self.issued_unix,
+            viewer_id: self.viewer_id,
+        }
+    }
+}
+
+/// The fleet's session secret, ready to mint and read sessions and steering
+/// tickets. `Debug` hides it.
 #[derive(Clone)]
 pub struct SessionKey {
-    /// HMAC state with the secret and the domain prefix already absorbed.
+    /// HMAC state with the secret and the session domain already absorbed.
     mac: HmacSha256,
+    /// The same for steering tickets.
+    ticket_mac: HmacSha256,
+}
+
+/// The parts of a decoded token, before its edge field is interpreted.
+struct Opened<'a> {
+    issued_unix: u64,
+    viewer_id: u64,
+    field: &'a str,
 }
 
 impl SessionKey {
@@ -72,10 +124,13 @@ impl SessionKey {
     /// recommended; configuration enforces it).
     pub fn new(secret: &[u8]) -> Self {
         // HMAC takes keys of any length, so the fallback is never used.
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(secret)
+        let base = <HmacSha256 as Mac>::new_from_slice(secret)
             .unwrap_or_else(|_| <HmacSha256 as Mac>::new(&Default::default()));
+        let mut mac = base.clone();
         mac.update(DOMAIN);
-        SessionKey { mac }
+        let mut ticket_mac = base;
+        ticket_mac.update(TICKET_DOMAIN);
+        SessionKey { mac, ticket_mac }
     }
 
     /// The token for `session`.
@@ -83,52 +138,117 @@ impl SessionKey {
     /// An edge id that is not a valid id (see [`valid_edge_id`]) still encodes,
     /// but never decodes: such a viewer is reassigned on its next request.
     pub fn encode(&self, session: &Session) -> String {
-        let mut bytes = Vec::with_capacity(HEADER_LEN + session.edge_id.len() + TAG_LEN);
-        bytes.push(VERSION);
-        bytes.extend_from_slice(&session.issued_unix.to_be_bytes());
-        bytes.extend_from_slice(&session.viewer_id.to_be_bytes());
-        bytes.extend_from_slice(session.edge_id.as_bytes());
-        let mut mac = self.mac.clone();
-        mac.update(&bytes);
-        let tag = mac.finalize().into_bytes();
-        bytes.extend_from_slice(&tag[..TAG_LEN]);
-        URL_SAFE_NO_PAD.encode(bytes)
+        seal(
+            &self.mac,
+            VERSION,
+            session.issued_unix,
+            session.viewer_id,
+            &[session.edge_id.as_str()],
+        )
     }
 
     /// The session in `token`, if it is genuine, well formed, at most
     /// `max_age_secs` old at `now_unix` and not issued more than
     /// [`MAX_CLOCK_SKEW_SECS`] in the future.
     pub fn decode(&self, token: &str, now_unix: u64, max_age_secs: u64) -> Option<Session> {
-        if token.len() > MAX_ENCODED_LEN {
-            return None;
-        }
-        let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
-        if bytes.len() <= HEADER_LEN + TAG_LEN {
-            return None;
-        }
-        let (payload, tag) = bytes.split_at(bytes.len() - TAG_LEN);
-        let mut mac = self.mac.clone();
-        mac.update(payload);
-        mac.verify_truncated_left(tag).ok()?;
-
-        let (header, edge_id) = payload.split_at(HEADER_LEN);
-        if header[0] != VERSION {
-            return None;
-        }
-        let issued_unix = u64::from_be_bytes(header[1..9].try_into().ok()?);
-        let viewer_id = u64::from_be_bytes(header[9..17].try_into().ok()?);
-        let edge_id = std::str::from_utf8(edge_id).ok().filter(|id| valid_edge_id(id))?;
-        if issued_unix > now_unix.saturating_add(MAX_CLOCK_SKEW_SECS)
-            || now_unix.saturating_sub(issued_unix) > max_age_secs
-        {
-            return None;
-        }
+        let bytes = decode_limited(token, MAX_ENCODED_LEN)?;
+        let opened = open(&self.mac, VERSION, &bytes, now_unix, max_age_secs)?;
+        let edge_id = Some(opened.field).filter(|id| valid_edge_id(id))?;
         Some(Session {
             edge_id: edge_id.to_owned(),
-            issued_unix,
-            viewer_id,
+            issued_unix: opened.issued_unix,
+            viewer_id: opened.viewer_id,
         })
     }
+
+    /// The steering ticket for `ticket`. Pathway ids that are not valid
+    /// edge ids, or more than [`MAX_PATHWAYS`] of them, still encode but never decode.
+    pub fn encode_ticket(&self, ticket: &SteeringTicket) -> String {
+        let ids: Vec<&str> = ticket.pathways.iter().map(String::as_str).collect();
+        seal(
+            &self.ticket_mac,
+            TICKET_VERSION,
+            ticket.issued_unix,
+            ticket.viewer_id,
+            &ids,
+        )
+    }
+
+    /// The steering ticket in `token`, on the same terms as [`SessionKey::decode`].
+    pub fn decode_ticket(&self, token: &str, now_unix: u64, max_age_secs: u64) -> Option<SteeringTicket> {
+        let bytes = decode_limited(token, MAX_TICKET_ENCODED_LEN)?;
+        let opened = open(&self.ticket_mac, TICKET_VERSION, &bytes, now_unix, max_age_secs)?;
+        let pathways: Vec<String> = opened.field.split(',').map(str::to_owned).collect();
+        if pathways.len() > MAX_PATHWAYS || !pathways.iter().all(|id| valid_edge_id(id)) {
+            return None;
+        }
+        Some(SteeringTicket {
+            issued_unix: opened.issued_unix,
+            viewer_id: opened.viewer_id,
+            pathways,
+        })
+    }
+}
+
+/// `version ‖ issued ‖ viewer ‖ ids joined by ','` with its tag, base64.
+fn seal(mac: &HmacSha256, version: u8, issued_unix: u64, viewer_id: u64, ids: &[&str]) -> String {
+    let field_len = ids.iter().map(|id| id.len() + 1).sum::<usize>();
+    let mut bytes = Vec::with_capacity(HEADER_LEN + field_len + TAG_LEN);
+    bytes.push(version);
+    bytes.extend_from_slice(&issued_unix.to_be_bytes());
+    bytes.extend_from_slice(&viewer_id.to_be_bytes());
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            bytes.push(b',');
+        }
+        bytes.extend_from_slice(id.as_bytes());
+    }
+    let mut mac = mac.clone();
+    mac.update(&bytes);
+    let tag = mac.finalize().into_bytes();
+    bytes.extend_from_slice(&tag[..TAG_LEN]);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn decode_limited(token: &str, max_len: usize) -> Option<Vec<u8>> {
+    if token.len() > max_len {
+        return None;
+    }
+    URL_SAFE_NO_PAD.decode(token).ok()
+}
+
+/// Checks the tag, version and time window of decoded token bytes.
+fn open<'b>(
+    mac: &HmacSha256,
+    version: u8,
+    bytes: &'b [u8],
+    now_unix: u64,
+    max_age_secs: u64,
+) -> Option<Opened<'b>> {
+    if bytes.len() <= HEADER_LEN + TAG_LEN {
+        return None;
+    }
+    let (payload, tag) = bytes.split_at(bytes.len() - TAG_LEN);
+    let mut mac = mac.clone();
+    mac.update(payload);
+    mac.verify_truncated_left(tag).ok()?;
+
+    let (header, field) = payload.split_at(HEADER_LEN);
+    if header[0] != version {
+        return None;
+    }
+    let issued_unix = u64::from_be_bytes(header[1..9].try_into().ok()?);
+    let viewer_id = u64::from_be_bytes(header[9..17].try_into().ok()?);
+    if issued_unix > now_unix.saturating_add(MAX_CLOCK_SKEW_SECS)
+        || now_unix.saturating_sub(issued_unix) > max_age_secs
+    {
+        return None;
+    }
+    Some(Opened {
+        issued_unix,
+        viewer_id,
+        field: std::str::from_utf8(field).ok()?,
+    })
 }
 
 impl std::fmt::Debug for SessionKey {
@@ -246,6 +366,48 @@ mod tests {
     fn debug_hides_the_secret() {
         let text = format!("{:?}", SessionKey::new(b"visible-secret-123456"));
         assert!(!text.contains("visible"), "{text}");
+    }
+
+    #[test]
+    fn steering_tickets_roundtrip_and_stay_apart_from_sessions() {
+        let k = key();
+        let ticket = SteeringTicket {
+            issued_unix: NOW,
+            viewer_id: 7,
+            pathways: vec!["edge-2".into(), "edge-1".into(), "edge-3".into()],
+        };
+        let t = k.encode_ticket(&ticket);
+        assert_eq!(k.decode_ticket(&t, NOW + 10, DAY), Some(ticket.clone()));
+        assert!(k.decode(&t, NOW, DAY).is_none(), "a ticket is not a session");
+        let s = k.encode(&session("edge-1"));
+        assert!(
+            k.decode_ticket(&s, NOW, DAY).is_none(),
+            "a session is not a ticket"
+        );
+        assert_eq!(ticket.session("edge-9").viewer_id, 7);
+        assert_eq!(ticket.session("edge-9").issued_unix, NOW);
+
+        let longest = SteeringTicket {
+            pathways: vec!["e".repeat(64); MAX_PATHWAYS],
+            ..ticket.clone()
+        };
+        assert!(k.decode_ticket(&k.encode_ticket(&longest), NOW, DAY).is_some());
+        for bad in [
+            vec!["e".to_owned(); MAX_PATHWAYS + 1],
+            vec![String::new()],
+            vec!["a,b".to_owned(), String::new()],
+            vec!["edge/1".to_owned()],
+        ] {
+            let t = k.encode_ticket(&SteeringTicket {
+                pathways: bad.clone(),
+                ..ticket.clone()
+            });
+            assert!(k.decode_ticket(&t, NOW, DAY).is_none(), "{bad:?}");
+        }
+        assert!(
+            k.decode_ticket(&k.encode_ticket(&ticket), NOW + DAY + 1, DAY)
+                .is_none()
+        );
     }
 
     proptest! {

@@ -38,6 +38,7 @@
 //! ```
 
 mod attrs;
+mod pathways;
 #[cfg(test)]
 mod proptests;
 mod scan;
@@ -47,6 +48,8 @@ use std::fmt;
 use std::ops::Range;
 
 use bytes::Bytes;
+
+pub use pathways::Pathway;
 
 /// Where a playlist was fetched from, for resolving its URIs.
 #[derive(Debug, Clone, Copy)]
@@ -303,6 +306,8 @@ impl Slot {
 #[derive(Debug, Clone)]
 struct Facts {
     kind: PlaylistKind,
+    /// The origin already steers: `EXT-X-CONTENT-STEERING` or a `PATHWAY-ID`.
+    steered: bool,
     ended: bool,
     target_duration: Option<u64>,
     part_target: Option<f64>,
@@ -430,6 +435,13 @@ impl Template {
     /// Multivariant or media playlist.
     pub fn kind(&self) -> PlaylistKind {
         self.facts.kind
+    }
+
+    /// Whether the origin playlist already uses Content Steering
+    /// (`EXT-X-CONTENT-STEERING`, or a variant with `PATHWAY-ID`): the router
+    /// then leaves its pathways alone.
+    pub fn is_steered(&self) -> bool {
+        self.facts.steered
     }
 
     /// Whether the playlist has `EXT-X-ENDLIST` (VOD, or an ended event).

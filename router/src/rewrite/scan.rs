@@ -84,6 +84,7 @@ struct Scanner<'a> {
     /// `BANDWIDTH` and `AVERAGE-BANDWIDTH` of an `EXT-X-STREAM-INF` waiting for its URI line.
     pending_variant: Option<(Option<u64>, Option<u64>)>,
     multivariant: bool,
+    steered: bool,
     ended: bool,
     target_duration: Option<u64>,
     part_target: Option<f64>,
@@ -111,6 +112,7 @@ pub(super) fn scan(
         variants: Vec::new(),
         pending_variant: None,
         multivariant: false,
+        steered: false,
         ended: false,
         target_duration: None,
         part_target: None,
@@ -158,10 +160,13 @@ impl Scanner<'_> {
                 let src = self.src;
                 let list = &src[list];
                 self.pending_variant = Some(match attrs::parse(list, &mut self.attrs) {
-                    Ok(()) => (
-                        attr_u64(list, &self.attrs, b"BANDWIDTH"),
-                        attr_u64(list, &self.attrs, b"AVERAGE-BANDWIDTH"),
-                    ),
+                    Ok(()) => {
+                        self.steered |= attrs::find(list, &self.attrs, b"PATHWAY-ID").is_some();
+                        (
+                            attr_u64(list, &self.attrs, b"BANDWIDTH"),
+                            attr_u64(list, &self.attrs, b"AVERAGE-BANDWIDTH"),
+                        )
+                    }
                     Err(_) => (None, None),
                 });
             }
@@ -170,7 +175,10 @@ impl Scanner<'_> {
             b"EXT-X-IMAGE-STREAM-INF" => self.uri_attr(UriTag::ImageStreamInf, list),
             b"EXT-X-SESSION-DATA" => self.uri_attr(UriTag::SessionData, list),
             b"EXT-X-SESSION-KEY" => self.uri_attr(UriTag::SessionKey, list),
-            b"EXT-X-CONTENT-STEERING" => self.uri_attr(UriTag::ContentSteering, list),
+            b"EXT-X-CONTENT-STEERING" => {
+                self.steered = true;
+                self.uri_attr(UriTag::ContentSteering, list);
+            }
             b"EXT-X-KEY" => self.uri_attr(UriTag::Key, list),
             b"EXT-X-MAP" => self.uri_attr(UriTag::Map, list),
             b"EXT-X-PART" => self.uri_attr(UriTag::Part, list),
@@ -296,6 +304,7 @@ impl Scanner<'_> {
             self.arena,
             super::Facts {
                 kind,
+                steered: self.steered,
                 ended: self.ended,
                 target_duration: self.target_duration,
                 part_target: self.part_target,
