@@ -114,3 +114,6 @@ pub fn plan<'a>(
         moved,
     }
 }
+
+#[cfg(test)]
+mod tests;

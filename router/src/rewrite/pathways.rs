@@ -73,6 +73,13 @@ impl Template {
         };
         let mut rendered = Vec::with_capacity(self.rendered_len_hint(&ctx(first.playlist_query)));
         self.render(&ctx(first.playlist_query), &mut rendered);
+        // Lines ending in a lone CR (pre-OS X Mac text, which RFC 8216 does
+        // not allow but the scanner reads) are not split here: such a
+        // playlist is offered on its first pathway only, without steering.
+        if has_lone_cr(&rendered) {
+            out.extend_from_slice(&rendered);
+            return;
+        }
         let mut attrs = Vec::new();
         let groups = rendition_groups(&rendered, &mut attrs);
 
@@ -140,6 +147,12 @@ fn split_eol(line: &[u8]) -> (&[u8], &[u8]) {
     let without_lf = line.strip_suffix(b"\n").unwrap_or(line);
     let content = without_lf.strip_suffix(b"\r").unwrap_or(without_lf);
     (content, &line[content.len()..])
+}
+
+fn has_lone_cr(text: &[u8]) -> bool {
+    text.iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\r' && text.get(i + 1) != Some(&b'\n'))
 }
 
 /// A URI line: not blank, not a tag or comment.
@@ -343,6 +356,12 @@ mod tests {
             }
             Err(e) => panic!("m3u8-rs refused {out}: {e:?}"),
         }
+    }
+
+    #[test]
+    fn lone_cr_line_endings_get_the_first_pathway_only() {
+        let master = "#EXTM3U\r#EXT-X-STREAM-INF:BANDWIDTH=1\rv.m3u8\r";
+        assert_eq!(render(master, TWO), "#EXTM3U\r#EXT-X-STREAM-INF:BANDWIDTH=1\rv.m3u8?s=A\r");
     }
 
     #[test]

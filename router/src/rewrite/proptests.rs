@@ -447,6 +447,51 @@ pub(super) fn check_invariants(template: &Template, input: &[u8]) -> Result<(), 
     Ok(())
 }
 
+/// With one pathway, the rendering is [`Template::render`]'s once the
+/// steering line and the `PATHWAY-ID`s are taken out; a second pathway only
+/// appends lines: pathway entries with its id, URI lines with its query.
+fn check_pathways(template: &Template) -> Result<(), TestCaseError> {
+    let ctx = ctx();
+    let one = [crate::rewrite::Pathway { id: "p0", playlist_query: PLAYLIST_QUERY }];
+    let two = [one[0], crate::rewrite::Pathway { id: "p1", playlist_query: "s=q1" }];
+    let render = |pathways: &[crate::rewrite::Pathway<'_>]| {
+        let mut out = Vec::new();
+        template.render_pathways(ctx.edge_base, ctx.media_query, "/steer/x?s=t", pathways, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let first = render(&one);
+    let mut plain = Vec::new();
+    template.render(&ctx, &mut plain);
+    let plain = String::from_utf8_lossy(&plain).into_owned();
+    if !first.contains("#EXT-X-CONTENT-STEERING:SERVER-URI=\"/steer/x") {
+        // Lone-CR line endings: the first pathway only, as rendered.
+        prop_assert_eq!(first, plain);
+        return Ok(());
+    }
+    let steering = "#EXT-X-CONTENT-STEERING:SERVER-URI=\"/steer/x?s=t\",PATHWAY-ID=\"p0\"";
+    let at = first.find(steering).unwrap_or_default();
+    let eol_len = first[at + steering.len()..].find('\n').map_or(0, |n| n + 1);
+    let mut without = first.clone();
+    without.replace_range(at..at + steering.len() + eol_len, "");
+    let without = without.replace(",PATHWAY-ID=\"p0\"", "");
+    // A one-line playlist gets the line ending it lacked.
+    prop_assert!(without == plain || without == format!("{plain}\n"), "got:\n{}\nwant:\n{}", without, plain);
+
+    let both = render(&two);
+    let appended = both.strip_prefix(first.as_str()).or_else(|| both.strip_prefix(&format!("{first}\n")));
+    prop_assert!(appended.is_some(), "{}\n---\n{}", both, first);
+    for line in appended.unwrap_or_default().lines() {
+        let entry = ["#EXT-X-STREAM-INF:", "#EXT-X-I-FRAME-STREAM-INF:"].iter().any(|t| line.starts_with(t));
+        let ok = if entry {
+            line.ends_with(",PATHWAY-ID=\"p1\"")
+        } else {
+            line.starts_with("#EXT-X-MEDIA:") || !line.starts_with('#')
+        };
+        prop_assert!(ok, "unexpected line {:?} in\n{}", line, both);
+    }
+    Ok(())
+}
+
 fn bases() -> Vec<String> {
     vec![ORIGIN.to_owned()]
 }
@@ -472,6 +517,15 @@ proptest! {
             String::from_utf8_lossy(&g.rendered)
         );
         check_invariants(&template, &g.bytes)?;
+    }
+
+    #[test]
+    fn pathways_change_nothing_but_add_their_lines(g in playlist(), garbage in prop::collection::vec(any::<u8>(), 0..256)) {
+        let bases = bases();
+        for bytes in [g.bytes.clone(), garbage] {
+            let Ok(template) = scan(Bytes::from(bytes), &options(&bases)) else { continue };
+            check_pathways(&template)?;
+        }
     }
 
     #[test]
