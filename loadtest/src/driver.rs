@@ -9,7 +9,10 @@
 //! sent again at once, same path and query, to the next router, which the
 //! viewer keeps from then on, as a DNS name or load balancer in front of the
 //! routers would make it. A status from a live router is the router's answer
-//! and is not failed over. Segments come from edges and never fail over.
+//! and is not failed over. Segments come from edges and never fail over
+//! between routers (the player itself moves to another Content Steering
+//! pathway, see [`crate::player`]). Steering manifests come from the router
+//! and fail over like playlists.
 //!
 //! Bounded: at most `viewers` viewers, arriving open-loop at `arrival_rate`
 //! (viewer `i` arrives at `i / rate` whatever the others do), every one
@@ -35,6 +38,7 @@ use crate::player::{Action, Downloaded, Failure, Fetch, FetchKind, Player, Playe
 use crate::prom;
 use crate::report::{self, PlayersReport, Scrape, Settings, TimelineSample};
 use crate::stats::{Class, Recorder, SegmentRecord};
+use crate::steering;
 use crate::zipf::Zipf;
 
 /// Most viewers one run may simulate.
@@ -94,6 +98,9 @@ pub struct PlayersConfig {
     /// probes of segments no viewer plays add edge and origin requests and
     /// lower the cache figures.
     pub probe_segments: bool,
+    /// Receives the timeline sample of every second while the run goes on
+    /// (tests use it to pick the edge carrying the most viewers).
+    pub live: Option<Arc<tokio::sync::watch::Sender<TimelineSample>>>,
 }
 
 impl PlayersConfig {
@@ -114,6 +121,7 @@ impl PlayersConfig {
             slow: Duration::from_secs(1),
             progress: false,
             probe_segments: false,
+            live: None,
         }
     }
 
@@ -250,7 +258,13 @@ pub async fn run(config: &PlayersConfig) -> Result<PlayersReport> {
     ));
     let start = Instant::now();
     let end = start + config.duration;
-    let sampler = tokio::spawn(sample(shared.clone(), start, end, config.progress));
+    let sampler = tokio::spawn(sample(
+        shared.clone(),
+        start,
+        end,
+        config.progress,
+        config.live.clone(),
+    ));
     let probe_timeout = PROBE_TIMEOUT.min(config.timeout);
     let (probes, mut prober) = if config.probe_segments {
         let (probes, queued) = mpsc::channel(PROBE_QUEUE);
@@ -453,7 +467,13 @@ async fn scrape(client: &reqwest::Client, origin: Option<&Url>, edges: &[Url], r
 }
 
 /// Samples the run every second for the timeline, and prints the progress line.
-async fn sample(shared: Arc<Shared>, start: Instant, end: Instant, progress: bool) -> Vec<TimelineSample> {
+async fn sample(
+    shared: Arc<Shared>,
+    start: Instant,
+    end: Instant,
+    progress: bool,
+    live: Option<Arc<tokio::sync::watch::Sender<TimelineSample>>>,
+) -> Vec<TimelineSample> {
     let mut samples = Vec::new();
     let mut tick = tokio::time::interval_at((start + Duration::from_secs(1)).into(), Duration::from_secs(1));
     let mut last_requests = 0;
@@ -502,6 +522,9 @@ async fn sample(shared: Arc<Shared>, start: Instant, end: Instant, progress: boo
             );
         }
         last_requests = requests;
+        if let Some(live) = &live {
+            live.send_replace(sample.clone());
+        }
         samples.push(sample);
         if now >= end {
             return samples;
@@ -554,7 +577,7 @@ async fn viewer(
         let outcome = session(&me, &mut player, actions, end, &mut state).await;
         let stats = player.finish(Instant::now().min(end));
         state.set(&shared, false, false);
-        shared.recorder().session(&stats);
+        shared.recorder().session(id, &stats);
         match outcome {
             SessionEnd::Ended => continue,
             SessionEnd::GaveUp | SessionEnd::RunOver => break,
@@ -604,6 +627,10 @@ enum Done {
         msn: u64,
         result: Result<Downloaded, Failure>,
     },
+    Steering {
+        url: Url,
+        result: Result<steering::Manifest, Failure>,
+    },
 }
 
 async fn session(
@@ -631,7 +658,11 @@ async fn session(
         while i < pending.len() {
             if pending[i].at <= now {
                 let fetch = pending.swap_remove(i);
-                inflight.push(perform(viewer, fetch));
+                // A reload of a playlist the player has switched away from
+                // is not sent (nor checked, nor its URLs probed).
+                if player.wants(&fetch) {
+                    inflight.push(perform(viewer, fetch));
+                }
             } else {
                 i += 1;
             }
@@ -648,6 +679,7 @@ async fn session(
                     Done::Master(result) => player.on_master(now, result),
                     Done::Media { url, requested_at, result } => player.on_media(now, &url, requested_at, result),
                     Done::Segment { msn, result } => player.on_segment(now, msn, result),
+                    Done::Steering { url, result } => player.on_steering(now, &url, result),
                 };
             }
             () = tokio::time::sleep_until(wake.into()) => {
@@ -681,6 +713,20 @@ async fn perform(viewer: &Viewer<'_>, fetch: Fetch) -> Done {
     let shared = viewer.shared;
     let started = Instant::now();
     match fetch.kind {
+        FetchKind::Steering => {
+            let (_, body) = get_playlist(viewer, &fetch.url).await;
+            let elapsed = started.elapsed();
+            let result = body.and_then(|b| {
+                steering::parse_manifest(&b).map_err(|_| Failure("unusable steering manifest".into()))
+            });
+            shared
+                .recorder()
+                .steering(elapsed, result.as_ref().err().map(|f| f.0.as_str()));
+            Done::Steering {
+                url: fetch.url,
+                result,
+            }
+        }
         FetchKind::Master | FetchKind::Media => {
             let master = fetch.kind == FetchKind::Master;
             let (answered, body) = get_playlist(viewer, &fetch.url).await;

@@ -16,13 +16,31 @@ pub struct Variant {
     pub bandwidth: u64,
     /// A short name: the URI's directory (`240p` for `240p/index.m3u8?s=…`).
     pub name: String,
+    /// Its `PATHWAY-ID` ([`DEFAULT_PATHWAY`] when it has none).
+    pub pathway: String,
+}
+
+/// The pathway of a variant without `PATHWAY-ID` (as hls.js names it).
+pub const DEFAULT_PATHWAY: &str = ".";
+
+/// `EXT-X-CONTENT-STEERING` of a multivariant playlist (RFC 8216bis 4.4.6.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SteeringTag {
+    /// `SERVER-URI`: the steering manifest, relative to the multivariant playlist.
+    pub server_uri: String,
+    /// `PATHWAY-ID`: the pathway to start on.
+    pub pathway_id: Option<String>,
 }
 
 /// What a player reads from a multivariant playlist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MasterInfo {
-    /// The variants (I-frame playlists left out), by increasing bandwidth.
+    /// The variants (I-frame playlists left out), by increasing bandwidth
+    /// (variants of equal bandwidth in playlist order, so pathways keep the
+    /// order of their first variant).
     pub variants: Vec<Variant>,
+    /// `EXT-X-CONTENT-STEERING`, if present with a `SERVER-URI`.
+    pub steering: Option<SteeringTag>,
 }
 
 /// One media segment.
@@ -40,6 +58,18 @@ pub struct Segment {
     pub program_date_time: Option<SystemTime>,
 }
 
+/// One `EXT-X-PART` (low-latency HLS): part `index` of segment `msn`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// Media sequence number of the segment it belongs to (the segment whose
+    /// URI line follows it; parts after the last segment belong to the next).
+    pub msn: u64,
+    /// Its index within the segment, from 0.
+    pub index: u32,
+    /// `URI` as written.
+    pub uri: String,
+}
+
 /// What a player reads from a media playlist.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MediaInfo {
@@ -53,6 +83,8 @@ pub struct MediaInfo {
     pub segments: Vec<Segment>,
     /// `EXT-X-ENDLIST` is present: no more segments will come.
     pub ended: bool,
+    /// The `EXT-X-PART`s, in order (empty without low-latency HLS).
+    pub parts: Vec<Part>,
 }
 
 impl MediaInfo {
@@ -74,6 +106,11 @@ pub fn parse_master(body: &[u8]) -> Result<MasterInfo> {
         .filter(|v| !v.is_i_frame)
         .map(|v| Variant {
             name: rendition_name(&v.uri),
+            pathway: v
+                .other_attributes
+                .as_ref()
+                .and_then(|a| a.get("PATHWAY-ID"))
+                .map_or_else(|| DEFAULT_PATHWAY.to_owned(), |p| p.as_str().to_owned()),
             uri: v.uri,
             bandwidth: v.bandwidth,
         })
@@ -85,7 +122,75 @@ pub fn parse_master(body: &[u8]) -> Result<MasterInfo> {
         });
     }
     variants.sort_by_key(|v| v.bandwidth);
-    Ok(MasterInfo { variants })
+    let steering = master
+        .unknown_tags
+        .iter()
+        .find(|t| t.tag == "X-CONTENT-STEERING")
+        .and_then(|t| steering_tag(t.rest.as_deref().unwrap_or("")));
+    Ok(MasterInfo { variants, steering })
+}
+
+/// Reads the attribute list of `EXT-X-CONTENT-STEERING`; `None` without a
+/// `SERVER-URI` (the tag is then of no use to a player).
+pub fn steering_tag(attributes: &str) -> Option<SteeringTag> {
+    let list = attribute_list(attributes);
+    let get = |name: &str| list.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    Some(SteeringTag {
+        server_uri: get("SERVER-URI").filter(|u| !u.is_empty())?,
+        pathway_id: get("PATHWAY-ID"),
+    })
+}
+
+/// An HLS attribute list (`KEY=VALUE,KEY="quoted, value"`) as pairs, quotes
+/// removed. Malformed pieces are skipped, not fatal: a player reads what it can.
+pub fn attribute_list(list: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = list.trim();
+    while !rest.is_empty() {
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
+        let key = key.trim().trim_start_matches(',').trim().to_owned();
+        let (value, after) = if let Some(quoted) = after.strip_prefix('"') {
+            match quoted.split_once('"') {
+                Some((value, after)) => (value.to_owned(), after),
+                None => (quoted.to_owned(), ""),
+            }
+        } else {
+            match after.split_once(',') {
+                Some((value, after)) => (value.trim().to_owned(), after),
+                None => (after.trim().to_owned(), ""),
+            }
+        };
+        if !key.is_empty() {
+            out.push((key, value));
+        }
+        rest = after.trim_start().trim_start_matches(',').trim_start();
+    }
+    out
+}
+
+/// The `EXT-X-PART`s of a media playlist body, numbered from `media_sequence`
+/// (m3u8-rs drops the parts after the last segment, so they are read here).
+fn parts(body: &[u8], media_sequence: u64) -> Vec<Part> {
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut msn = media_sequence;
+    let mut index = 0u32;
+    for line in text.lines().map(str::trim) {
+        if let Some(attributes) = line.strip_prefix("#EXT-X-PART:") {
+            if let Some((_, uri)) = attribute_list(attributes).into_iter().find(|(k, _)| k == "URI") {
+                out.push(Part { msn, index, uri });
+            }
+            index += 1;
+        } else if !line.is_empty() && !line.starts_with('#') {
+            msn += 1;
+            index = 0;
+        }
+    }
+    out
 }
 
 /// Reads a media playlist.
@@ -112,6 +217,7 @@ pub fn parse_media(body: &[u8]) -> Result<MediaInfo> {
         discontinuity_sequence: media.discontinuity_sequence,
         segments,
         ended: media.end_list,
+        parts: parts(body, media.media_sequence),
     })
 }
 
@@ -168,8 +274,64 @@ mod tests {
         assert_eq!(names, ["240p", "360p", "480p"]);
         assert_eq!(m.variants[0].bandwidth, 276_000);
         assert_eq!(m.variants[0].uri, "240p/index.m3u8?s=abc");
+        assert!(m.variants.iter().all(|v| v.pathway == DEFAULT_PATHWAY));
+        assert_eq!(m.steering, None);
         assert!(parse_master(b"#EXTM3U\n").is_err());
         assert!(parse_master(b"not a playlist").is_err());
+    }
+
+    #[test]
+    fn master_with_content_steering_and_pathways() {
+        let body = "#EXTM3U\n\
+#EXT-X-CONTENT-STEERING:SERVER-URI=\"/steer/live/demo-1?s=AbC=,x\",PATHWAY-ID=\"edge-2\"\n\
+#EXT-X-STREAM-INF:BANDWIDTH=507000,PATHWAY-ID=\"edge-2\"\n360p/index.m3u8?s=two\n\
+#EXT-X-STREAM-INF:BANDWIDTH=276000,PATHWAY-ID=\"edge-2\"\n240p/index.m3u8?s=two\n\
+#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=90000,URI=\"iframe.m3u8\",PATHWAY-ID=\"edge-2\"\n\
+#EXT-X-STREAM-INF:BANDWIDTH=507000,PATHWAY-ID=\"edge-1\"\n360p/index.m3u8?s=one\n\
+#EXT-X-STREAM-INF:BANDWIDTH=276000,PATHWAY-ID=\"edge-1\"\n240p/index.m3u8?s=one\n";
+        let m = parse_master(body.as_bytes()).expect("master");
+        let got: Vec<(&str, &str)> = m
+            .variants
+            .iter()
+            .map(|v| (v.pathway.as_str(), v.uri.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("edge-2", "240p/index.m3u8?s=two"),
+                ("edge-1", "240p/index.m3u8?s=one"),
+                ("edge-2", "360p/index.m3u8?s=two"),
+                ("edge-1", "360p/index.m3u8?s=one"),
+            ]
+        );
+        assert_eq!(
+            m.steering,
+            Some(SteeringTag {
+                server_uri: "/steer/live/demo-1?s=AbC=,x".into(),
+                pathway_id: Some("edge-2".into()),
+            })
+        );
+        assert_eq!(steering_tag("PATHWAY-ID=\"a\""), None, "no SERVER-URI");
+        assert_eq!(
+            attribute_list("A=1,B=\"x,y=z\", C=abc ,D"),
+            [
+                ("A".to_owned(), "1".to_owned()),
+                ("B".to_owned(), "x,y=z".to_owned()),
+                ("C".to_owned(), "abc".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn media_parts_are_numbered_like_their_segments() {
+        let body = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:4\n\
+#EXT-X-PART:DURATION=1,URI=\"p4.0.ts\"\n#EXT-X-PART:DURATION=1,URI=\"p4.1.ts\"\n#EXTINF:2,\nseg-4.ts\n\
+#EXTINF:2,\nseg-5.ts\n#EXT-X-PART:DURATION=1,URI=\"p6.0.ts\",INDEPENDENT=YES\n\
+#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"p6.1.ts\"\n";
+        let m = parse_media(body.as_bytes()).expect("media");
+        let got: Vec<(u64, u32, &str)> = m.parts.iter().map(|p| (p.msn, p.index, p.uri.as_str())).collect();
+        assert_eq!(got, [(4, 0, "p4.0.ts"), (4, 1, "p4.1.ts"), (6, 0, "p6.0.ts")]);
+        assert!(parse_media(LIVE.as_bytes()).expect("media").parts.is_empty());
     }
 
     #[test]

@@ -103,6 +103,15 @@ pub fn players(r: &PlayersReport) -> String {
                 "router failovers (viewers)".into(),
                 format!("{} ({})", v.moves.failovers, v.moves.viewers_failed_over),
             ],
+            vec![
+                "pathway switches (viewers, most per viewer)".into(),
+                format!(
+                    "{} ({}, {})",
+                    v.moves.pathway_switches, v.moves.viewers_switched_pathway, v.moves.most_pathway_switches
+                ),
+            ],
+            vec!["steering manifest fetches".into(), s.steering_fetches.to_string()],
+            vec!["listed URI changes".into(), s.listed_uri_changes.to_string()],
         ],
     );
     b.push_str("<h2>Requests</h2>");

@@ -23,6 +23,14 @@
 //!   any viewer, more than that long before: the track has not advanced since.
 //! - **Unfetchable**: every distinct segment URL of every playlist answers a
 //!   probe with 2xx.
+//! - **Listed URI changed**: within one media playlist URL of one viewer
+//!   (path and query; the router's host is left out, since a viewer failing
+//!   over to another router asks the same playlist), a listed segment or
+//!   part `(msn, part)` keeps the host and path it was first listed with
+//!   (compared without query, as hls.js `mergeDetails` does; RFC 8216
+//!   section 6.2.1 lets a server only append, drop from the front, or end).
+//!   [`Listed`] is that check, also used by the player, which counts each
+//!   change as a playlist error as hls.js raises `LEVEL_PARSING_ERROR`.
 //!
 //! Each violating playlist or URL counts once, with a one-line description.
 
@@ -58,15 +66,18 @@ pub enum Kind {
     TooOld,
     /// A segment URL did not answer a probe with 2xx.
     Unfetchable,
+    /// A listed segment or part changed host or path in one playlist URL.
+    ListedUriChanged,
 }
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::Backwards,
         Kind::Discontinuity,
         Kind::TooOld,
         Kind::Unfetchable,
+        Kind::ListedUriChanged,
     ];
 
     /// Name in reports.
@@ -76,6 +87,7 @@ impl Kind {
             Kind::Discontinuity => "discontinuity",
             Kind::TooOld => "too_old",
             Kind::Unfetchable => "unfetchable",
+            Kind::ListedUriChanged => "listed_uri_changed",
         }
     }
 }
@@ -160,6 +172,8 @@ pub struct Checker {
     tracks: Vec<Track>,
     /// Latest media sequence per (viewer, track).
     positions: HashMap<(usize, usize), u64>,
+    /// Listed URIs per (viewer, playlist path and query).
+    listed: HashMap<(usize, String), Listed>,
     uris: HashSet<String>,
     playlists: u64,
     probed: u64,
@@ -257,6 +271,32 @@ impl Checker {
             oldest.remove();
         }
 
+        let playlist = match r.url.query() {
+            Some(q) => format!("{}?{q}", r.url.path()),
+            None => r.url.path().to_owned(),
+        };
+        let changes = self
+            .listed
+            .entry((r.viewer, playlist.clone()))
+            .or_default()
+            .observe(r.url, p);
+        if let Some(c) = changes.first() {
+            found.push(Violation {
+                kind: Kind::ListedUriChanged,
+                description: format!(
+                    "viewer {} {playlist}: {} listed as {} after {}{}",
+                    r.viewer,
+                    c.what(),
+                    c.now,
+                    c.before,
+                    match changes.len() {
+                        1 => String::new(),
+                        n => format!(" ({} more in this playlist)", n - 1),
+                    }
+                ),
+            });
+        }
+
         let mut fresh = Vec::new();
         for s in &p.segments {
             if self.uris.contains(&s.uri) {
@@ -339,6 +379,97 @@ impl Checker {
             self.kept.push(violation);
         }
     }
+}
+
+/// A change of a listed URI, as [`Listed::observe`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Media sequence number.
+    pub msn: u64,
+    /// Part index, for an `EXT-X-PART`.
+    pub part: Option<u32>,
+    /// Scheme, host and path listed before.
+    pub before: String,
+    /// Scheme, host and path listed now.
+    pub now: String,
+}
+
+impl Change {
+    /// `segment 12` or `segment 12 part 3`.
+    pub fn what(&self) -> String {
+        match self.part {
+            Some(part) => format!("segment {} part {part}", self.msn),
+            None => format!("segment {}", self.msn),
+        }
+    }
+}
+
+/// What one media playlist URL listed: for each `(msn, part)` still in its
+/// window, the URI resolved and without query and fragment. Pure; bounded
+/// by the playlist's window (older entries are dropped as the media
+/// sequence moves on; an ended playlist is compared, then forgotten, since
+/// a player does not reload it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listed {
+    uris: BTreeMap<(u64, Option<u32>), String>,
+}
+
+impl Listed {
+    /// Compares a playlist fetched from `url` with what earlier ones listed,
+    /// and remembers it. Returns each `(msn, part)` whose host or path
+    /// changed (each change once: the new URI is remembered).
+    pub fn observe(&mut self, url: &Url, p: &MediaInfo) -> Vec<Change> {
+        let listed = p
+            .segments
+            .iter()
+            .map(|s| ((s.msn, None), s.uri.as_str()))
+            .chain(p.parts.iter().map(|x| ((x.msn, Some(x.index)), x.uri.as_str())));
+        let mut changes = Vec::new();
+        for (key, uri) in listed {
+            let Some(now) = without_query(url, uri) else {
+                continue;
+            };
+            match self.uris.entry(key) {
+                Entry::Occupied(mut seen) => {
+                    if *seen.get() != now {
+                        changes.push(Change {
+                            msn: key.0,
+                            part: key.1,
+                            before: seen.insert(now.clone()),
+                            now,
+                        });
+                    }
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(now);
+                }
+            }
+        }
+        if p.ended {
+            self.uris.clear();
+        } else {
+            self.uris = self.uris.split_off(&(p.media_sequence, None));
+        }
+        changes
+    }
+
+    /// Entries remembered.
+    pub fn len(&self) -> usize {
+        self.uris.len()
+    }
+
+    /// Nothing remembered.
+    pub fn is_empty(&self) -> bool {
+        self.uris.is_empty()
+    }
+}
+
+/// `uri` resolved against `base`, without query and fragment.
+fn without_query(base: &Url, uri: &str) -> Option<String> {
+    let mut url = base.join(uri).ok()?;
+    url.set_query(None);
+    url.set_fragment(None);
+    Some(url.into())
 }
 
 /// When the newest segment ended, by the last program date time in the

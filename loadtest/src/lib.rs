@@ -15,6 +15,7 @@
 //!
 //! - [`player`]: the model of one player, events in, fetches out, with an injected clock. Pure.
 //! - [`hls`]: playlists read as a player reads them (`m3u8-rs`). Pure.
+//! - [`steering`]: Content Steering as hls.js plays it: pathways, manifests, clones, penalties. Pure.
 //! - [`invariants`]: stream invariants every received media playlist must keep. Pure.
 //! - [`zipf`]: Zipf popularity with the random source as an argument. Pure.
 //! - [`stats`]: HDR latency histograms, request, edge and session tallies. Pure.
@@ -39,6 +40,7 @@ pub mod prom;
 pub mod report;
 pub mod sim;
 pub mod stats;
+pub mod steering;
 pub mod svg;
 pub mod zipf;
 

@@ -26,13 +26,31 @@
 //!   segment that failed [`PlayerConfig::retries`] retries; gives up when the
 //!   multivariant playlist or the first media playlist cannot be had.
 //! - Re-synchronizes to the live edge when it fell out of the live window.
+//! - Content Steering, as hls.js (`ContentSteeringController`): the variants
+//!   are grouped by `PATHWAY-ID` ([`crate::steering::Pathways`]; a master
+//!   without pathways is one pathway). With `EXT-X-CONTENT-STEERING`, it starts
+//!   on the tag's `PATHWAY-ID`, loads the steering manifest at once and then
+//!   every `TTL` from its `RELOAD-URI` (with `_HLS_pathway` and
+//!   `_HLS_throughput`), creates `PATHWAY-CLONES`, and moves to the first
+//!   pathway of `PATHWAY-PRIORITY` it has not penalized. A failed segment
+//!   puts its pathway in the penalty box (5 minutes) and, when another
+//!   pathway of the priority (of the manifest, or the master's order before
+//!   one came) can be used, switches to it at once and fetches the same
+//!   segment from the new pathway's media playlist; otherwise it retries as
+//!   below.
+//! - Checks each media playlist URL it loads against the URIs that URL
+//!   listed before ([`crate::invariants::Listed`]): a listed `(msn, part)`
+//!   that changes host or path is counted, as hls.js raises
+//!   `LEVEL_PARSING_ERROR` ("media sequence mismatch") for it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use url::Url;
 
-use crate::hls::{MasterInfo, MediaInfo, Variant};
+use crate::hls::{MasterInfo, MediaInfo};
+use crate::invariants::Listed;
+use crate::steering::{self, Manifest, PathwayVariant, Pathways, PenaltyBox};
 
 /// How the player picks its rendition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +108,8 @@ pub enum FetchKind {
         /// Its media sequence number.
         msn: u64,
     },
+    /// The steering manifest (JSON).
+    Steering,
 }
 
 /// A request the driver should send.
@@ -154,6 +174,17 @@ pub struct PlayerStats {
     pub gave_up: Option<String>,
     /// The rendition at the end.
     pub rendition: Option<String>,
+    /// Pathway switches (Content Steering): by a manifest or after a failed segment.
+    pub pathway_switches: u32,
+    /// Steering manifest requests.
+    pub steering_fetches: u32,
+    /// Steering manifest requests that failed (included in `errors`).
+    pub steering_errors: u32,
+    /// Listed `(msn, part)`s that changed host or path within one media
+    /// playlist URL: the playlist errors hls.js raises as `LEVEL_PARSING_ERROR`.
+    pub listed_uri_changes: u32,
+    /// The pathway at the end.
+    pub pathway: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -173,6 +204,23 @@ struct Known {
     uri: String,
     url: Url,
     duration: f64,
+    /// The pathway whose playlist listed it.
+    pathway: usize,
+}
+
+/// Where the player stands with the steering server.
+#[derive(Debug, Clone)]
+struct Steering {
+    /// The manifest URL to load next, without the `_HLS_` parameters.
+    reload: Url,
+    /// When the next load is due; `None` while one is in flight.
+    due: Option<Instant>,
+    /// The URL of the load in flight.
+    inflight: Option<Url>,
+    /// The latest `PATHWAY-PRIORITY`.
+    priority: Option<Vec<String>>,
+    /// The latest `TTL`.
+    ttl: Duration,
 }
 
 /// One player; see the module docs.
@@ -181,7 +229,13 @@ pub struct Player {
     config: PlayerConfig,
     started: Instant,
     master_url: Url,
-    variants: Vec<Variant>,
+    pathways: Pathways,
+    /// Index of the pathway in use.
+    pathway: usize,
+    steering: Option<Steering>,
+    penalties: PenaltyBox,
+    /// What each media playlist URL listed, for the listed-URI check.
+    listed: HashMap<String, Listed>,
     current: Option<usize>,
     media_url: Option<Url>,
     phase: Phase,
@@ -200,6 +254,8 @@ pub struct Player {
     known: BTreeMap<u64, Known>,
     next_msn: Option<u64>,
     segment_inflight: Option<u64>,
+    /// The pathway of the segment in flight.
+    segment_pathway: Option<usize>,
     segment_failures: u32,
 
     // Buffer, in media seconds downloaded since the start.
@@ -224,7 +280,11 @@ impl Player {
             config,
             started: now,
             master_url: master_url.clone(),
-            variants: Vec::new(),
+            pathways: Pathways::default(),
+            pathway: 0,
+            steering: None,
+            penalties: PenaltyBox::default(),
+            listed: HashMap::new(),
             current: None,
             media_url: None,
             phase: Phase::Loading,
@@ -238,6 +298,7 @@ impl Player {
             known: BTreeMap::new(),
             next_msn: None,
             segment_inflight: None,
+            segment_pathway: None,
             segment_failures: 0,
             buffered: 0.0,
             downloaded_since_wait: 0,
@@ -255,7 +316,7 @@ impl Player {
     /// The multivariant playlist arrived (or failed) at `now`.
     pub fn on_master(&mut self, now: Instant, result: Result<MasterInfo, Failure>) -> Vec<Action> {
         let mut out = Vec::new();
-        if self.phase == Phase::Over || !self.variants.is_empty() {
+        if self.phase == Phase::Over || !self.pathways.is_empty() {
             return out;
         }
         let master = match result {
@@ -275,8 +336,14 @@ impl Player {
                 return out;
             }
         };
-        let mut variants = master.variants;
-        variants.sort_by_key(|v| v.bandwidth);
+        let pathways = Pathways::from_master(&self.master_url, &master);
+        let start = master
+            .steering
+            .as_ref()
+            .and_then(|s| s.pathway_id.as_deref())
+            .and_then(|id| pathways.index(id))
+            .unwrap_or(0);
+        let variants = pathways.get(start).map_or(&[][..], |p| p.variants.as_slice());
         let index = match &self.config.rendition {
             Rendition::Abr => Some(0),
             Rendition::Fixed(name) => variants.iter().position(|v| &v.name == name),
@@ -289,8 +356,66 @@ impl Player {
             self.give_up(now, reason, &mut out);
             return out;
         };
-        self.variants = variants;
+        self.stats.pathway = pathways.get(start).map(|p| p.id.clone());
+        self.pathways = pathways;
+        self.pathway = start;
         self.switch_to(index, now, &mut out);
+        if let Some(reload) = master
+            .steering
+            .and_then(|tag| self.master_url.join(&tag.server_uri).ok())
+        {
+            self.steering = Some(Steering {
+                reload,
+                due: None,
+                inflight: None,
+                priority: None,
+                ttl: steering::DEFAULT_TTL,
+            });
+            self.load_steering(now, &mut out);
+        }
+        out
+    }
+
+    /// The steering manifest fetched from `url` arrived (or failed) at `now`.
+    pub fn on_steering(&mut self, now: Instant, url: &Url, result: Result<Manifest, Failure>) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.advance(now, &mut out);
+        let Some(s) = self.steering.as_mut() else {
+            return out;
+        };
+        if self.phase == Phase::Over || s.inflight.as_ref() != Some(url) {
+            return out;
+        }
+        s.inflight = None;
+        let manifest = match result {
+            Ok(manifest) => manifest,
+            Err(failure) => {
+                self.stats.errors += 1;
+                self.stats.steering_errors += 1;
+                if failure.0 == "status 410" {
+                    // hls.js: 410 Gone turns steering off for the session.
+                    self.steering = None;
+                } else {
+                    s.due = Some(now + s.ttl);
+                }
+                return out;
+            }
+        };
+        if let Some(reload) = manifest.reload_uri.as_deref().and_then(|r| url.join(r).ok()) {
+            s.reload = reload;
+        }
+        s.ttl = manifest.ttl;
+        s.due = Some(now + manifest.ttl);
+        s.priority = Some(manifest.priority.clone());
+        self.pathways.add_clones(&manifest.clones);
+        self.penalties.expire(now);
+        let current = self.pathway_id().to_owned();
+        if let Some(to) =
+            steering::next_pathway(&manifest.priority, &current, &self.pathways, &self.penalties, now)
+                .and_then(|id| self.pathways.index(id))
+        {
+            self.switch_pathway(to, now, &mut out);
+        }
         out
     }
 
@@ -330,6 +455,12 @@ impl Player {
         };
         self.playlist_failures = 0;
         self.have_playlist = true;
+        let changes = self
+            .listed
+            .entry(url.to_string())
+            .or_default()
+            .observe(url, &media);
+        self.stats.listed_uri_changes += u32::try_from(changes.len()).unwrap_or(u32::MAX);
         self.target_duration = if media.target_duration > 0.0 {
             media.target_duration
         } else {
@@ -376,6 +507,7 @@ impl Player {
                         uri: segment.uri.clone(),
                         url: segment_url,
                         duration: segment.duration,
+                        pathway: self.pathway,
                     },
                 );
             }
@@ -401,6 +533,7 @@ impl Player {
             return out;
         }
         self.segment_inflight = None;
+        let from = self.segment_pathway.take().unwrap_or(self.pathway);
         match result {
             Ok(done) => {
                 let length = self.known.get(&msn).map_or(0.0, |k| k.duration);
@@ -417,6 +550,26 @@ impl Player {
             Err(_) => {
                 self.stats.errors += 1;
                 self.segment_failures += 1;
+                if self.pathways.len() > 1 {
+                    let failed = self.pathways.get(from).map(|p| p.id.clone()).unwrap_or_default();
+                    self.penalties.penalize(&failed, now);
+                    let moved = if from != self.pathway {
+                        // A manifest moved the player while this segment
+                        // was in flight: fetch it on the current pathway.
+                        if self.known.get(&msn).is_some_and(|k| k.pathway != self.pathway) {
+                            self.known.remove(&msn);
+                        }
+                        true
+                    } else {
+                        self.fail_over(now, &mut out)
+                    };
+                    if moved {
+                        self.segment_failures = 0;
+                        self.schedule_segment(now, &mut out);
+                        self.maybe_play(now);
+                        return out;
+                    }
+                }
                 if self.segment_failures > self.config.retries {
                     self.stats.skipped_segments += 1;
                     self.segment_failures = 0;
@@ -436,6 +589,7 @@ impl Player {
                         at: now + self.config.retry_delay,
                     }));
                     self.segment_inflight = Some(msn);
+                    self.segment_pathway = Some(known.pathway);
                     return out;
                 }
             }
@@ -445,21 +599,64 @@ impl Player {
         out
     }
 
-    /// Time passed: accounts for playback up to `now`.
+    /// Time passed: accounts for playback up to `now`, and loads the
+    /// steering manifest when its reload is due.
     pub fn tick(&mut self, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
         self.advance(now, &mut out);
+        if self.phase != Phase::Over
+            && self
+                .steering
+                .as_ref()
+                .and_then(|s| s.due)
+                .is_some_and(|due| due <= now)
+        {
+            self.load_steering(now, &mut out);
+        }
         out
     }
 
-    /// The moment the buffer runs dry if no segment arrives first: the driver
-    /// calls [`Player::tick`] any time after it (a stall is counted from this
-    /// moment, not from the tick).
+    /// The next moment the player wants a [`Player::tick`]: when the buffer
+    /// runs dry if no segment arrives first, or when the steering manifest is
+    /// due. The driver ticks any time after it (a stall is counted from the
+    /// moment the buffer ran dry, not from the tick).
     pub fn deadline(&self) -> Option<Instant> {
-        match self.phase {
+        let dry = match self.phase {
             Phase::Playing { since, position } => Some(since + duration(self.buffered - position)),
             _ => None,
+        };
+        let steering = match self.phase {
+            Phase::Over => None,
+            _ => self.steering.as_ref().and_then(|s| s.due),
+        };
+        match (dry, steering) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
+    }
+
+    /// Whether `fetch`, asked for earlier, is still wanted when its time
+    /// comes: a playlist reload of a rendition or pathway the player has
+    /// left since is not (hls.js loads only the playlist of the level in
+    /// use), nor a manifest or segment it no longer waits for.
+    pub fn wants(&self, fetch: &Fetch) -> bool {
+        if self.phase == Phase::Over {
+            return false;
+        }
+        match fetch.kind {
+            FetchKind::Master => self.pathways.is_empty(),
+            FetchKind::Media => self.playlist_inflight.as_ref() == Some(&fetch.url),
+            FetchKind::Segment { msn } => self.segment_inflight == Some(msn),
+            FetchKind::Steering => self
+                .steering
+                .as_ref()
+                .is_some_and(|s| s.inflight.as_ref() == Some(&fetch.url)),
+        }
+    }
+
+    /// The pathway in use (`.` without Content Steering pathways).
+    pub fn pathway(&self) -> Option<&str> {
+        self.pathways.get(self.pathway).map(|p| p.id.as_str())
     }
 
     /// Whether playback is currently stalled (after having started).
@@ -589,6 +786,7 @@ impl Player {
             at,
         }));
         self.segment_inflight = Some(next);
+        self.segment_pathway = Some(known.pathway);
     }
 
     fn measure(&mut self, done: Downloaded) {
@@ -610,7 +808,7 @@ impl Player {
         };
         let budget = bps * self.config.abr_safety;
         let wanted = self
-            .variants
+            .variants()
             .iter()
             .rposition(|v| v.bandwidth as f64 <= budget)
             .unwrap_or(0);
@@ -620,23 +818,103 @@ impl Player {
         }
     }
 
+    /// The variants of the pathway in use, by increasing bandwidth.
+    fn variants(&self) -> &[PathwayVariant] {
+        self.pathways
+            .get(self.pathway)
+            .map_or(&[][..], |p| p.variants.as_slice())
+    }
+
+    /// The id of the pathway in use.
+    fn pathway_id(&self) -> &str {
+        self.pathway().unwrap_or(crate::hls::DEFAULT_PATHWAY)
+    }
+
+    /// Variant `index` of the pathway in use.
     fn switch_to(&mut self, index: usize, now: Instant, out: &mut Vec<Action>) {
-        let Some(variant) = self.variants.get(index) else {
+        let Some(variant) = self.variants().get(index) else {
             return;
         };
-        match self.master_url.join(&variant.uri) {
-            Ok(url) => {
-                self.current = Some(index);
-                self.stats.rendition = Some(variant.name.clone());
-                self.media_url = Some(url);
-                // Segment URIs of the old rendition are of no use any more;
-                // the next segment number carries over (renditions are aligned).
-                self.known.clear();
-                self.last_signature = None;
-                self.fetch_playlist(now, out);
-            }
-            Err(e) => self.give_up(now, format!("variant URI {}: {e}", variant.uri), out),
+        let (name, url) = (variant.name.clone(), variant.url.clone());
+        self.current = Some(index);
+        self.stats.rendition = Some(name);
+        self.media_url = Some(url);
+        // Segment URIs of the old rendition or pathway are of no use any
+        // more (but for the one in flight, whose length counts when it
+        // lands); the next segment number carries over (renditions and
+        // pathways are aligned).
+        let inflight = self.segment_inflight;
+        self.known.retain(|&msn, _| Some(msn) == inflight);
+        self.last_signature = None;
+        self.fetch_playlist(now, out);
+    }
+
+    /// Moves to pathway `to`, on the variant of the same rendition.
+    fn switch_pathway(&mut self, to: usize, now: Instant, out: &mut Vec<Action>) {
+        let Some(pathway) = self.pathways.get(to) else {
+            return;
+        };
+        let name = self
+            .current
+            .and_then(|i| self.variants().get(i))
+            .map(|v| v.name.clone());
+        let index = pathway
+            .variants
+            .iter()
+            .position(|v| Some(&v.name) == name.as_ref())
+            .unwrap_or_else(|| {
+                self.current
+                    .unwrap_or(0)
+                    .min(pathway.variants.len().saturating_sub(1))
+            });
+        self.stats.pathway = Some(pathway.id.clone());
+        self.stats.pathway_switches += 1;
+        self.pathway = to;
+        self.switch_to(index, now, out);
+    }
+
+    /// After a failed segment on the pathway in use (already penalized):
+    /// switches at once to the next pathway of the priority (the manifest's,
+    /// or the master's order before one came), as hls.js does. Returns
+    /// whether it switched.
+    fn fail_over(&mut self, now: Instant, out: &mut Vec<Action>) -> bool {
+        let priority = self
+            .steering
+            .as_ref()
+            .and_then(|s| s.priority.clone())
+            .unwrap_or_else(|| self.pathways.ids());
+        if priority.len() < 2 {
+            return false;
         }
+        let current = self.pathway_id().to_owned();
+        let to = steering::next_pathway(&priority, &current, &self.pathways, &self.penalties, now)
+            .and_then(|id| self.pathways.index(id));
+        match to {
+            Some(to) => {
+                self.switch_pathway(to, now, out);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sends the steering manifest request now, with `_HLS_pathway` and
+    /// `_HLS_throughput` as they are now.
+    fn load_steering(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let pathway = self.pathway_id().to_owned();
+        let throughput = self.throughput_bps.map(|b| b.round() as u64);
+        let Some(s) = self.steering.as_mut() else {
+            return;
+        };
+        let url = steering::manifest_url(&s.reload, &pathway, throughput);
+        s.due = None;
+        s.inflight = Some(url.clone());
+        self.stats.steering_fetches += 1;
+        out.push(Action::Fetch(Fetch {
+            kind: FetchKind::Steering,
+            url,
+            at: now,
+        }));
     }
 
     fn give_up(&mut self, now: Instant, reason: String, out: &mut Vec<Action>) {

@@ -418,6 +418,20 @@ pub fn players_table(r: &PlayersReport) -> String {
         m.viewers_failed_segment,
         m.most_failed_segments
     );
+    let per_viewer = if v.arrived == 0 {
+        0.0
+    } else {
+        m.pathway_switches as f64 / v.arrived as f64
+    };
+    let _ = writeln!(
+        out,
+        "steering: {} pathway switches ({} viewers, {per_viewer:.2} per viewer, at most {}); {} steering manifest fetches; {} listed URI changes",
+        m.pathway_switches,
+        m.viewers_switched_pathway,
+        m.most_pathway_switches,
+        s.steering_fetches,
+        s.listed_uri_changes
+    );
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -517,7 +531,7 @@ pub fn summary(r: &PlayersReport) -> String {
     let slow: u64 = r.requests.values().map(|k| k.slow).sum();
     let p99 = |i: usize| r.latency.get(i).map_or(0.0, |c| c.latency.p99_ms);
     format!(
-        "summary: viewers={} with_edge={} sessions={} stalls={} stall_secs={:.1} gave_up={} errors={} slow={} startup_p99_ms={:.0} media_p99_ms={:.1} segment_p99_ms={:.1} hit_ratio={} origin_per_segment={} failovers={} violations={}",
+        "summary: viewers={} with_edge={} sessions={} stalls={} stall_secs={:.1} gave_up={} errors={} slow={} startup_p99_ms={:.0} media_p99_ms={:.1} segment_p99_ms={:.1} hit_ratio={} origin_per_segment={} failovers={} violations={} edge_changes={} pathway_switches={} steering_fetches={} listed_uri_changes={}",
         v.arrived,
         v.with_edge,
         v.sessions.sessions,
@@ -533,6 +547,10 @@ pub fn summary(r: &PlayersReport) -> String {
         opt(r.cache.origin_requests_per_unique_segment, 3),
         v.moves.failovers,
         r.invariants.violations_total,
+        v.moves.edge_changes,
+        v.moves.pathway_switches,
+        v.sessions.steering_fetches,
+        v.sessions.listed_uri_changes,
     )
 }
 

@@ -181,6 +181,13 @@ pub struct Sessions {
     pub resyncs: u64,
     /// Rendition switches.
     pub switches: u64,
+    /// Pathway switches (Content Steering).
+    pub pathway_switches: u64,
+    /// Steering manifest requests.
+    pub steering_fetches: u64,
+    /// Listed segments or parts whose host or path changed within one media
+    /// playlist URL, as the players counted them (hls.js `LEVEL_PARSING_ERROR`).
+    pub listed_uri_changes: u64,
     /// Sessions by final rendition.
     pub renditions: BTreeMap<String, u64>,
     /// Why players gave up, with counts.
@@ -193,10 +200,10 @@ pub struct Recorder {
     slow: Duration,
     latency: [Histogram<u64>; 4],
     startup: Histogram<u64>,
-    /// Requests, errors and slow requests per class (master, media, segment).
-    requests: [u64; 3],
-    errors: [u64; 3],
-    slow_requests: [u64; 3],
+    /// Requests, errors and slow requests per kind (master, media, segment, steering).
+    requests: [u64; 4],
+    errors: [u64; 4],
+    slow_requests: [u64; 4],
     error_kinds: BTreeMap<String, u64>,
     edges: Vec<EdgeTally>,
     edge_index: HashMap<String, usize>,
@@ -208,6 +215,8 @@ pub struct Recorder {
     failovers: Vec<u32>,
     /// Per viewer: failed segment requests.
     segment_errors: Vec<u32>,
+    /// Per viewer: pathway switches of its finished sessions.
+    pathway_switches: Vec<u32>,
     sessions: Sessions,
 }
 
@@ -227,6 +236,16 @@ pub struct Moves {
     pub viewers_failed_segment: u64,
     /// The most failed segment requests of one viewer.
     pub most_failed_segments: u64,
+    /// The most failed segment requests of one viewer beyond its edge
+    /// changes: 0 when every failed segment made the viewer move (a player
+    /// that fails over at once fails at most one segment per move).
+    pub most_failed_segments_beyond_moves: u64,
+    /// Pathway switches (Content Steering) of finished sessions.
+    pub pathway_switches: u64,
+    /// Viewers that switched pathway at least once.
+    pub viewers_switched_pathway: u64,
+    /// The most pathway switches of one viewer.
+    pub most_pathway_switches: u64,
 }
 
 /// The request kinds counted for errors and slowness.
@@ -238,6 +257,8 @@ pub enum Kind {
     Media,
     /// Segment.
     Segment,
+    /// Steering manifest.
+    Steering,
 }
 
 impl Kind {
@@ -247,11 +268,12 @@ impl Kind {
             Kind::Master => "master",
             Kind::Media => "media playlist",
             Kind::Segment => "segment",
+            Kind::Steering => "steering",
         }
     }
 
     /// Every kind.
-    pub const ALL: [Kind; 3] = [Kind::Master, Kind::Media, Kind::Segment];
+    pub const ALL: [Kind; 4] = [Kind::Master, Kind::Media, Kind::Segment, Kind::Steering];
 }
 
 /// Request figures of one kind.
@@ -304,9 +326,9 @@ impl Recorder {
             slow,
             latency: [histogram(), histogram(), histogram(), histogram()],
             startup: histogram(),
-            requests: [0; 3],
-            errors: [0; 3],
-            slow_requests: [0; 3],
+            requests: [0; 4],
+            errors: [0; 4],
+            slow_requests: [0; 4],
             error_kinds: BTreeMap::new(),
             edges: Vec::new(),
             edge_index: HashMap::new(),
@@ -315,6 +337,7 @@ impl Recorder {
             edge_changes: vec![0; viewers],
             failovers: vec![0; viewers],
             segment_errors: vec![0; viewers],
+            pathway_switches: vec![0; viewers],
             sessions: Sessions::default(),
         }
     }
@@ -345,6 +368,11 @@ impl Recorder {
         if error.is_none() {
             self.latency[class.index()].saturating_record(micros(elapsed));
         }
+    }
+
+    /// A steering manifest request that took `elapsed`; `error` if it failed.
+    pub fn steering(&mut self, elapsed: Duration, error: Option<&str>) {
+        self.count(Kind::Steering, elapsed, error);
     }
 
     /// A segment request.
@@ -423,11 +451,24 @@ impl Recorder {
             viewers_failed_over: viewers(&self.failovers),
             viewers_failed_segment: viewers(&self.segment_errors),
             most_failed_segments: self.segment_errors.iter().copied().max().map_or(0, u64::from),
+            most_failed_segments_beyond_moves: self
+                .segment_errors
+                .iter()
+                .zip(&self.edge_changes)
+                .map(|(&failed, &moved)| u64::from(failed.saturating_sub(moved)))
+                .max()
+                .unwrap_or(0),
+            pathway_switches: total(&self.pathway_switches),
+            viewers_switched_pathway: viewers(&self.pathway_switches),
+            most_pathway_switches: self.pathway_switches.iter().copied().max().map_or(0, u64::from),
         }
     }
 
-    /// A finished player session.
-    pub fn session(&mut self, stats: &PlayerStats) {
+    /// A finished player session of `viewer`.
+    pub fn session(&mut self, viewer: usize, stats: &PlayerStats) {
+        if let Some(n) = self.pathway_switches.get_mut(viewer) {
+            *n += stats.pathway_switches;
+        }
         let s = &mut self.sessions;
         s.sessions += 1;
         match stats.startup {
@@ -449,6 +490,9 @@ impl Recorder {
         s.skipped_segments += u64::from(stats.skipped_segments);
         s.resyncs += u64::from(stats.resyncs);
         s.switches += u64::from(stats.switches);
+        s.pathway_switches += u64::from(stats.pathway_switches);
+        s.steering_fetches += u64::from(stats.steering_fetches);
+        s.listed_uri_changes += u64::from(stats.listed_uri_changes);
         if let Some(rendition) = &stats.rendition {
             *s.renditions.entry(rendition.clone()).or_default() += 1;
         }
@@ -643,6 +687,13 @@ mod tests {
         r.failover(2);
         r.failover(2);
         r.failover(7); // not a viewer of this run: ignored
+        r.session(
+            0,
+            &PlayerStats {
+                pathway_switches: 2,
+                ..PlayerStats::default()
+            },
+        );
         assert_eq!(
             r.moves(),
             Moves {
@@ -652,6 +703,11 @@ mod tests {
                 viewers_failed_over: 1,
                 viewers_failed_segment: 1,
                 most_failed_segments: 1,
+                // Viewer 2 failed a segment and never moved.
+                most_failed_segments_beyond_moves: 1,
+                pathway_switches: 2,
+                viewers_switched_pathway: 1,
+                most_pathway_switches: 2,
             }
         );
     }
@@ -659,25 +715,35 @@ mod tests {
     #[test]
     fn sessions_add_up() {
         let mut r = Recorder::new(1, Duration::from_secs(1));
-        r.session(&PlayerStats {
-            startup: Some(Duration::from_millis(200)),
-            stalls: 2,
-            stall_time: Duration::from_secs(3),
-            play_time: Duration::from_secs(57),
-            watch_time: Duration::from_secs(60),
-            rendition: Some("480p".into()),
-            ..PlayerStats::default()
-        });
-        r.session(&PlayerStats {
-            gave_up: Some("no".into()),
-            ..PlayerStats::default()
-        });
+        r.session(
+            0,
+            &PlayerStats {
+                startup: Some(Duration::from_millis(200)),
+                stalls: 2,
+                stall_time: Duration::from_secs(3),
+                play_time: Duration::from_secs(57),
+                watch_time: Duration::from_secs(60),
+                rendition: Some("480p".into()),
+                steering_fetches: 12,
+                listed_uri_changes: 1,
+                ..PlayerStats::default()
+            },
+        );
+        r.session(
+            0,
+            &PlayerStats {
+                gave_up: Some("no".into()),
+                steering_fetches: 3,
+                ..PlayerStats::default()
+            },
+        );
         let s = r.sessions();
         assert_eq!(
             (s.sessions, s.started, s.never_started, s.gave_up, s.stalls),
             (2, 1, 1, 1, 2)
         );
         assert_eq!(s.renditions["480p"], 1);
+        assert_eq!((s.steering_fetches, s.listed_uri_changes), (15, 1));
         assert!((r.startup().p50_ms - 200.0).abs() < 0.5);
     }
 }

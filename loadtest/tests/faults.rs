@@ -5,21 +5,24 @@
 //! router ↔ edge partition, an origin outage, `kill -9` of an edge, `kill -9`
 //! of one of two routers, a rolling restart of every edge, an origin that
 //! never answers. The players check every media playlist against the stream
-//! invariants (`loadtest::invariants`) and probe every segment URL. Each test
-//! prints its figures (`-- --nocapture`); `docs/RELIABILITY.md` ("Faults")
-//! lists them.
+//! invariants (`loadtest::invariants`) and probe every segment URL. They play
+//! as hls.js does with Content Steering (the routers' default direct mode,
+//! with a steering TTL of [`STEERING_TTL_SECS`]): a listed segment must keep
+//! its URI, and viewers move by switching pathway. Each test prints its
+//! figures (`-- --nocapture`); `docs/RELIABILITY.md` ("Faults") lists them.
 
 #[path = "../../origin-store/tests/common/mod.rs"]
 mod common;
 mod support;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Server, client, eventually, free_port};
 use loadtest::driver::{PlayersConfig, Streams};
 use loadtest::invariants::Kind;
-use loadtest::report::PlayersReport;
+use loadtest::report::{PlayersReport, TimelineSample};
 use router_api::fleet::EdgesView;
 use support::proxy::FaultProxy;
 use url::Url;
@@ -28,6 +31,9 @@ const TOKEN: &str = "fleet-token-for-faults-0123";
 const TTL: Duration = Duration::from_millis(3000);
 const HOLD_DOWN: Duration = Duration::from_millis(1500);
 const LIVE: [&str; 3] = ["live/demo-1", "live/demo-2", "live/demo-3"];
+/// The routers' `--steering-ttl`: players reload the steering manifest this
+/// often, so a drained or dead pathway is left within about this long.
+const STEERING_TTL_SECS: u64 = 1;
 
 /// How a cluster is wired.
 #[derive(Default)]
@@ -107,6 +113,8 @@ impl Cluster {
                 "unavailable".to_owned(),
                 "--public-url".to_owned(),
                 reach(i),
+                "--steering-ttl".to_owned(),
+                STEERING_TTL_SECS.to_string(),
             ];
             for peer in (0..ports.len()).filter(|&p| p != i) {
                 args.extend(["--peer".to_owned(), reach(peer)]);
@@ -177,6 +185,19 @@ impl Cluster {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let path = common::bin_path("edge-agent", "hlscdn-edge");
         Server::start(path.to_str().expect("utf-8"), &args, &[])
+    }
+
+    /// Starts edge `i` again on its port, once the port can be bound: after
+    /// a `kill -9`, players' connection attempts to the dead port can leave
+    /// a socket on it for a moment (a loopback connect to a port in the
+    /// ephemeral range can get that very port as its own).
+    async fn restart_edge(&mut self, i: usize) {
+        let port = self.edge_ports[i];
+        eventually(Duration::from_secs(10), "edge port free again", || async move {
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        })
+        .await;
+        self.edges[i] = Some(self.edge(i));
     }
 
     fn edge_host(&self, i: usize) -> String {
@@ -265,6 +286,15 @@ fn summary(name: &str, r: &PlayersReport) -> (u64, u64) {
     let m = &r.viewers.moves;
     let i = &r.invariants;
     eprintln!(
+        "{name}: pathway switches {} ({} viewers, at most {} each), steering manifest fetches {}, listed URI changes {}, failed segments beyond moves {}",
+        m.pathway_switches,
+        m.viewers_switched_pathway,
+        m.most_pathway_switches,
+        s.steering_fetches,
+        s.listed_uri_changes,
+        m.most_failed_segments_beyond_moves
+    );
+    eprintln!(
         "{name}: failovers {} ({} viewers), edge changes {} ({} viewers) | invariants: {} media playlists checked, {} of {} segment URLs probed, violations {} {:?}",
         m.failovers,
         m.viewers_failed_over,
@@ -302,8 +332,24 @@ fn assert_checked(r: &PlayersReport) {
     assert_eq!(i.uris_probed, i.uris_seen, "every segment URL probed");
 }
 
+/// No listed segment changed host or path for a viewer: neither the players
+/// (hls.js `LEVEL_PARSING_ERROR`) nor the invariant checker saw one.
+fn assert_listed_uris_kept(r: &PlayersReport) {
+    assert_eq!(
+        r.viewers.sessions.listed_uri_changes, 0,
+        "players saw listed URIs change"
+    );
+    assert_eq!(
+        violations(r, Kind::ListedUriChanged),
+        0,
+        "{:?}",
+        r.invariants.first_violations
+    );
+}
+
 /// Every playlist checked, every segment URL probed, no invariant violated.
 fn assert_invariants_kept(r: &PlayersReport) {
+    assert_listed_uris_kept(r);
     assert_checked(r);
     assert_eq!(
         r.invariants.violations_total, 0,
@@ -595,90 +641,232 @@ async fn origin_unavailable_for_five_seconds() {
     assert!(test_started.elapsed() < Duration::from_secs(45));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_of_an_edge_carrying_viewers() {
-    let _serial = SERIAL.lock().await;
-    let test_started = Instant::now();
-    let mut cluster = Cluster::start(Wiring {
+/// The players' timeline, second by second, as the run goes on.
+/// A one-router cluster with `viewers` players for `duration`, watched by
+/// a live timeline, once the players have settled (6 s).
+async fn watched_run(
+    viewers: usize,
+    duration: Duration,
+) -> (
+    Cluster,
+    tokio::sync::watch::Receiver<TimelineSample>,
+    tokio::task::JoinHandle<PlayersReport>,
+) {
+    let cluster = Cluster::start(Wiring {
         routers: 1,
         ..Wiring::default()
     })
     .await;
-    let players = spawn_players(cluster.players(18, Duration::from_secs(22)));
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    let mut config = cluster.players(viewers, duration);
+    let timeline = live_timeline(&mut config);
+    let players = spawn_players(config);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    (cluster, timeline, players)
+}
 
-    // The edge the router chose most often.
-    let mut victim = 0;
-    let mut most = -1.0;
-    for i in 0..3 {
+fn live_timeline(config: &mut PlayersConfig) -> tokio::sync::watch::Receiver<TimelineSample> {
+    let (tx, rx) = tokio::sync::watch::channel(TimelineSample::default());
+    config.live = Some(Arc::new(tx));
+    rx
+}
+
+/// Of the running edges, the one whose viewers are the most in the latest
+/// second of the players' timeline: (index, viewers on it).
+fn busiest_edge(cluster: &Cluster, timeline: &tokio::sync::watch::Receiver<TimelineSample>) -> (usize, u64) {
+    let sample = timeline.borrow().clone();
+    (0..cluster.edges.len())
+        .filter(|&i| cluster.edges[i].is_some())
+        .map(|i| {
+            let host = cluster.edge_host(i);
+            let viewers = sample
+                .edges
+                .iter()
+                .position(|e| *e == host)
+                .map_or(0, |k| sample.viewers[k]);
+            (i, viewers)
+        })
+        .max_by_key(|&(i, viewers)| (viewers, std::cmp::Reverse(i)))
+        .expect("a running edge")
+}
+
+/// Waits until the router sees edge `i` fresh, ready and eligible again.
+async fn until_eligible(cluster: &Cluster, i: usize) -> Duration {
+    let id = format!("edge-{}", i + 1);
+    eventually(
+        Duration::from_secs(8),
+        "restarted edge fresh and eligible",
+        || async {
+            edges(&cluster.routers[0]).await.is_some_and(|v| {
+                v.edges.iter().any(|e| {
+                    e.id == id && e.fresh && e.eligible && e.state == router_api::fleet::EdgeState::Ready
+                })
+            })
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_viewers_edge_three_times() {
+    let _serial = SERIAL.lock().await;
+    let test_started = Instant::now();
+    let (mut cluster, timeline, players) = watched_run(18, Duration::from_secs(34)).await;
+
+    // Three rounds: kill -9 the edge carrying the most viewers, let them
+    // move, restart it (it must not get them back), let it become eligible.
+    // Per round: (edge, its viewers then, stale after, eligible again after the restart).
+    let mut rounds: Vec<(usize, u64, Duration, Duration)> = Vec::new();
+    // Viewers on the edge restarted in the previous round, just before the next kill.
+    let mut on_restarted: Vec<u64> = Vec::new();
+    for _ in 0..3 {
+        if let Some(&(previous, ..)) = rounds.last() {
+            let sample = timeline.borrow().clone();
+            let host = cluster.edge_host(previous);
+            on_restarted.push(
+                sample
+                    .edges
+                    .iter()
+                    .position(|e| *e == host)
+                    .map_or(0, |k| sample.viewers[k]),
+            );
+        }
+        let (victim, viewers) = busiest_edge(&cluster, &timeline);
+        let mut edge = cluster.edges[victim].take().expect("running");
+        edge.signal("KILL");
+        assert!(edge.wait_exit(Duration::from_secs(5)).is_some(), "killed");
+        let id = format!("edge-{}", victim + 1);
+        let detected = eventually(TTL + Duration::from_secs(2), "killed edge stale", || async {
+            edges(&cluster.routers[0])
+                .await
+                .is_some_and(|v| v.edges.iter().any(|e| e.id == id && !e.fresh))
+        })
+        .await;
+        drop(edge);
+        // Viewers leave it within a steering TTL, or at their next segment.
+        tokio::time::sleep(Duration::from_secs(STEERING_TTL_SECS + 1)).await;
+        cluster.restart_edge(victim).await;
+        let eligible = until_eligible(&cluster, victim).await;
+        // Two timeline samples with the edge back, to see who goes to it.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        rounds.push((victim, viewers, detected, eligible));
+    }
+    let report = players.await.expect("players");
+    let (failed, stalls) = summary("kill -9 x3", &report);
+    let router = &cluster.routers[0];
+    let mut pathway_moves = Vec::new();
+    for reason in ["dead", "draining", "held_down", "over_cap"] {
         let n = common::metric(
-            &cluster.routers[0],
-            &format!("hlscdn_router_choices_total{{edge=\"edge-{}\"}}", i + 1),
+            router,
+            &format!("hlscdn_router_pathway_moves_total{{reason=\"{reason}\"}}"),
         )
         .await;
-        if n > most {
-            (victim, most) = (i, n);
-        }
+        pathway_moves.push((reason, n));
     }
-    let killed_at = Instant::now();
-    if let Some(edge) = cluster.edges[victim].take() {
-        edge.signal("KILL");
-    }
-    let detected = eventually(TTL + Duration::from_secs(2), "killed edge stale", || async {
-        edges(&cluster.routers[0]).await.is_some_and(|v| {
-            v.edges
-                .iter()
-                .any(|e| e.id == format!("edge-{}", victim + 1) && !e.fresh)
-        })
-    })
-    .await;
-    let report = players.await.expect("players");
-    let (failed, stalls) = summary("kill -9", &report);
-    let host = cluster.edge_host(victim);
-    let killed = report
-        .edges
-        .iter()
-        .find(|e| e.edge == host)
-        .expect("victim had viewers");
-    eprintln!(
-        "kill -9: edge-{} killed at {:?} into the run, stale after {detected:?}; its viewers {}, failed segment fetches there {}, failed requests {failed}, stalls {stalls}",
-        victim + 1,
-        Duration::from_secs(7),
-        killed.viewers,
-        killed.errors
+    let steering = common::metric(router, "hlscdn_router_steering_requests_total").await;
+    let moved: u64 = rounds.iter().map(|r| r.1).sum();
+    let last = cluster.edge_host(rounds[2].0);
+    on_restarted.push(
+        report
+            .edges
+            .iter()
+            .find(|e| e.edge == last)
+            .map_or(0, |e| e.viewers_at_end),
     );
-    let _ = killed_at;
-    let moves = report.viewers.moves;
+    let m = report.viewers.moves;
     eprintln!(
-        "kill -9: {} viewers failed a segment, at most {} each; {} edge changes",
-        moves.viewers_failed_segment, moves.most_failed_segments, moves.edge_changes
-    );
-    assert!(killed.viewers > 0);
-    assert_eq!(killed.viewers_at_end, 0, "every viewer left it");
-    // The edge's links tell every router at once: a viewer can fail only the
-    // segment it was fetching or was about to fetch from its last playlist.
-    assert!(
-        detected < Duration::from_secs(1),
-        "seen through its links, not its TTL: {detected:?}"
+        "kill -9 x3: rounds (edge index, its viewers, stale after, eligible after restart) {rounds:?}; viewers to move {moved}; edge changes {} ({} viewers); failed segments: {} viewers, at most {} each, at most {} beyond moves; failed requests {failed}; stalls {stalls}; viewers on each restarted edge until the next kill or the end {on_restarted:?}; router: steering requests {steering}, pathway moves {pathway_moves:?}",
+        m.edge_changes,
+        m.viewers_changed_edge,
+        m.viewers_failed_segment,
+        m.most_failed_segments,
+        m.most_failed_segments_beyond_moves
     );
     assert!(
-        moves.most_failed_segments <= 1,
-        "at most one failed segment per viewer: {moves:?}"
+        rounds.iter().all(|r| r.1 > 0),
+        "every killed edge carried viewers"
     );
-    assert!(moves.viewers_failed_segment <= killed.viewers);
+    for r in &rounds {
+        assert!(
+            r.2 < Duration::from_secs(1),
+            "seen through its links, not its TTL: {rounds:?}"
+        );
+    }
+    // One move per crash: the killed edge's viewers move once, and nobody
+    // goes back to a restarted edge.
+    assert_eq!(m.edge_changes, moved, "one move per viewer per crash: {m:?}");
+    assert_eq!(
+        on_restarted,
+        [0, 0, 0],
+        "a restarted edge gets none of its viewers back"
+    );
+    // At most one failed segment per viewer for a kill (and none for a
+    // viewer the steering manifest moved first).
+    assert_eq!(m.most_failed_segments_beyond_moves, 0, "{m:?}");
+    assert!(m.viewers_failed_segment <= moved);
     assert_eq!(stalls, 0, "no stall");
     assert_eq!(report.viewers.sessions.skipped_segments, 0);
     assert_eq!(report.viewers.sessions.gave_up, 0);
-    // URLs on the killed edge handed out before the kill may fail their
-    // probe; everything else holds.
+    assert!(
+        m.pathway_switches >= moved,
+        "viewers moved by switching pathway: {m:?}"
+    );
+    assert_listed_uris_kept(&report);
+    // URLs on a killed edge listed by its playlists (which name it for ever)
+    // may fail their probe; everything else holds.
     let i = &report.invariants;
     assert_checked(&report);
     let unfetchable = i.violations.get("unfetchable").copied().unwrap_or(0);
-    assert!(
-        i.violations_total == unfetchable && unfetchable <= killed.viewers,
-        "{:?}",
-        i.first_violations
+    assert_eq!(i.violations_total, unfetchable, "{:?}", i.first_violations);
+    assert!(test_started.elapsed() < Duration::from_secs(70));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_of_the_viewers_edge() {
+    let _serial = SERIAL.lock().await;
+    let test_started = Instant::now();
+    let (mut cluster, timeline, players) = watched_run(15, Duration::from_secs(20)).await;
+
+    // SIGTERM: the edge drains (a draining ad to the router at once), keeps
+    // serving what it was listed for, and exits once quiet.
+    let (victim, viewers) = busiest_edge(&cluster, &timeline);
+    let drained_at = Instant::now();
+    let mut edge = cluster.edges[victim].take().expect("running");
+    edge.signal("TERM");
+    let host = cluster.edge_host(victim);
+    let left = eventually(
+        Duration::from_secs(STEERING_TTL_SECS + 4),
+        "viewers left the draining edge",
+        || async {
+            let sample = timeline.borrow().clone();
+            sample.secs > 0.0
+                && sample
+                    .edges
+                    .iter()
+                    .position(|e| *e == host)
+                    .is_some_and(|k| sample.viewers[k] == 0)
+        },
+    )
+    .await;
+    let status = edge.wait_exit(Duration::from_secs(10));
+    let exited = drained_at.elapsed();
+    let report = players.await.expect("players");
+    let (failed, stalls) = summary("drain", &report);
+    let m = report.viewers.moves;
+    eprintln!(
+        "drain: edge-{} had {viewers} viewers; all gone {left:?} after SIGTERM (timeline seconds), exited {exited:?} after ({status:?}); edge changes {}; failed requests {failed}; stalls {stalls}",
+        victim + 1,
+        m.edge_changes
     );
+    assert!(viewers > 0, "the drained edge carried viewers");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "drained and exited: {status:?}"
+    );
+    assert_eq!(failed, 0, "nothing failed: {:?}", report.errors);
+    assert_eq!(stalls, 0, "no stall");
+    assert_eq!(m.edge_changes, viewers, "each of its viewers moved once: {m:?}");
+    assert_eq!(report.viewers.sessions.skipped_segments, 0);
+    assert_invariants_kept(&report);
     assert!(test_started.elapsed() < Duration::from_secs(45));
 }
 
@@ -761,7 +949,7 @@ async fn rolling_restart_of_every_edge_with_drain() {
             i + 1
         );
         drop(edge);
-        cluster.edges[i] = Some(cluster.edge(i));
+        cluster.restart_edge(i).await;
         let id = format!("edge-{}", i + 1);
         eventually(Duration::from_secs(5), "restarted edge fresh", || async {
             edges(&cluster.routers[0]).await.is_some_and(|v| {

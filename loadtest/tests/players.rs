@@ -176,7 +176,7 @@ async fn fifty_viewers_play_without_errors_or_stalls() {
             .is_some_and(|ms| ms > 0.0 && ms < 5000.0)
     );
 
-    for kind in ["master", "media playlist", "segment"] {
+    for kind in ["master", "media playlist", "segment", "steering"] {
         let k = &r["requests"][kind];
         assert!(k["requests"].as_u64().is_some_and(|n| n > 0), "{kind}: {k}");
         assert_eq!(k["errors"], 0, "{kind}: {k}");
@@ -244,10 +244,26 @@ async fn fifty_viewers_play_without_errors_or_stalls() {
     assert!(i["uris_seen"].as_u64().is_some_and(|n| n > 0), "{i}");
     assert_eq!(i["uris_probed"], i["uris_seen"], "{i}");
     assert_eq!(i["violations_total"], 0, "{i}");
-    for kind in ["backwards", "discontinuity", "too_old", "unfetchable"] {
+    for kind in [
+        "backwards",
+        "discontinuity",
+        "too_old",
+        "unfetchable",
+        "listed_uri_changed",
+    ] {
         assert_eq!(i["violations"][kind], 0, "{kind}: {i}");
     }
     assert_eq!(v["moves"]["failovers"], 0, "{}", v["moves"]);
+    // Content Steering: every viewer loads its steering manifest; nobody
+    // sees a listed segment change its URI.
+    assert!(
+        r["requests"]["steering"]["requests"]
+            .as_u64()
+            .is_some_and(|n| n >= 50),
+        "{}",
+        r["requests"]
+    );
+    assert_eq!(v["sessions"]["listed_uri_changes"], 0, "{}", v["sessions"]);
     assert!(
         stdout.contains("invariants: ") && stdout.contains(" failovers=0 violations=0"),
         "{stdout}"

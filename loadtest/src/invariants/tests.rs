@@ -38,6 +38,7 @@ fn window(secs: f64, size: u64, every: u64) -> MediaInfo {
             })
             .collect(),
         ended: false,
+        parts: Vec::new(),
     }
 }
 
@@ -73,7 +74,7 @@ fn a_well_behaved_stream_keeps_every_invariant() {
     let f = c.figures();
     assert_eq!(f.playlists_checked, 120);
     assert_eq!(f.violations_total, 0, "{:?}", f.first_violations);
-    assert_eq!(f.violations.len(), 4, "every kind is listed");
+    assert_eq!(f.violations.len(), 5, "every kind is listed");
     assert!(f.violations.values().all(|&n| n == 0));
 }
 
@@ -353,5 +354,107 @@ proptest! {
         c.observe(Received { viewer: 0, url: &url(A), at: at(end + late_ms as f64 / 1000.0), playlist: &p });
         let too_old = late_ms > 3 * td * 1000;
         prop_assert_eq!(c.count(Kind::TooOld), u64::from(too_old));
+    }
+}
+
+/// `window` with its segments on `edge` (absolute URIs) and a query of `q`.
+fn on_edge(p: MediaInfo, edge: &str, q: &str) -> MediaInfo {
+    MediaInfo {
+        segments: p
+            .segments
+            .into_iter()
+            .map(|s| Segment {
+                uri: format!("http://{edge}/live/x/240p/seg-{}.ts?{q}", s.msn),
+                ..s
+            })
+            .collect(),
+        ..p
+    }
+}
+
+#[test]
+fn a_listed_segment_must_keep_its_host_and_path() {
+    let mut c = Checker::new();
+    // The same playlist URL, 1 s apart: the query may change, the host may not.
+    observe(&mut c, 0, A, 12.0, &on_edge(window(12.0, 6, 0), "e1:9001", "k=1"));
+    observe(&mut c, 0, A, 13.0, &on_edge(window(13.0, 6, 0), "e1:9001", "k=2"));
+    assert_eq!(c.count(Kind::ListedUriChanged), 0, "a query change is tolerated");
+    // Through another router (same path and query): the same playlist.
+    let other_router = "http://router-b:8080/live/x/240p/index.m3u8?s=one";
+    observe(
+        &mut c,
+        0,
+        other_router,
+        14.0,
+        &on_edge(window(14.0, 6, 0), "e2:9001", ""),
+    );
+    assert_eq!(c.count(Kind::ListedUriChanged), 1, "one violation per playlist");
+    let v = &c.first_violations()[0];
+    assert!(v.description.contains("viewer 0 /live/x/240p/index.m3u8?s=one: segment 1 listed as http://e2:9001/live/x/240p/seg-1.ts after http://e1:9001/live/x/240p/seg-1.ts (4 more in this playlist)"), "{v}");
+    // Counted once: the next reload agrees with the new URIs.
+    observe(&mut c, 0, A, 15.0, &on_edge(window(15.0, 6, 0), "e2:9001", ""));
+    assert_eq!(c.count(Kind::ListedUriChanged), 1);
+    // Another playlist URL (a pathway) or another viewer may list them elsewhere.
+    observe(&mut c, 0, B, 15.0, &on_edge(window(15.0, 6, 0), "e3:9001", ""));
+    observe(&mut c, 1, A, 15.0, &on_edge(window(15.0, 6, 0), "e3:9001", ""));
+    assert_eq!(c.count(Kind::ListedUriChanged), 1);
+}
+
+#[test]
+fn listed_parts_and_window_bounds() {
+    use crate::hls::Part;
+    let base = url(A);
+    let mut listed = Listed::default();
+    let with_parts = |p: MediaInfo, dir: &str| MediaInfo {
+        parts: (0..2)
+            .map(|index| Part {
+                msn: p.end_msn(),
+                index,
+                uri: format!("/{dir}/part-{index}.ts"),
+            })
+            .collect(),
+        ..p
+    };
+    assert!(
+        listed
+            .observe(&base, &with_parts(window(12.0, 6, 0), "a"))
+            .is_empty()
+    );
+    assert_eq!(listed.len(), 8);
+    let changes = listed.observe(&base, &with_parts(window(12.0, 6, 0), "b"));
+    let parts: Vec<String> = changes.iter().map(Change::what).collect();
+    assert_eq!(parts, ["segment 6 part 0", "segment 6 part 1"]);
+    // The window moves on: what fell out of it is forgotten.
+    assert!(listed.observe(&base, &window(40.0, 6, 0)).is_empty());
+    assert_eq!(listed.len(), 6);
+    let vod = MediaInfo {
+        ended: true,
+        ..window(40.0, 6, 0)
+    };
+    assert!(listed.observe(&base, &vod).is_empty());
+    assert!(listed.is_empty(), "an ended playlist is forgotten");
+}
+
+proptest! {
+    /// Any sequence of reloads that only slides the window (URIs fixed per
+    /// msn) has no change; moving any one listed msn to another host is
+    /// exactly one change.
+    #[test]
+    fn only_a_moved_uri_is_a_change(starts in proptest::collection::vec(0u64..40, 1..12), moved in 0usize..6) {
+        let base = url(A);
+        let mut listed = Listed::default();
+        let mut starts = starts;
+        starts.sort_unstable();
+        for &s in &starts {
+            let p = on_edge(window(TD * (s + 6) as f64, 6, 0), "e1:1", "");
+            prop_assert!(listed.observe(&base, &p).is_empty());
+        }
+        let last = *starts.last().unwrap_or(&0);
+        let mut p = on_edge(window(TD * (last + 6) as f64, 6, 0), "e1:1", "");
+        let msn = p.segments[moved].msn;
+        p.segments[moved].uri = format!("http://e2:1/live/x/240p/seg-{msn}.ts");
+        let changes = listed.observe(&base, &p);
+        prop_assert_eq!(changes.len(), 1);
+        prop_assert_eq!(changes[0].msn, msn);
     }
 }

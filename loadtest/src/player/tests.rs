@@ -1,7 +1,8 @@
 //! The player against scripted playlists, on a made-up clock.
 
 use super::*;
-use crate::hls::Segment;
+use crate::hls::{DEFAULT_PATHWAY, Segment, SteeringTag, Variant};
+use crate::steering::{PathwayClone, UriReplacement};
 use proptest::prelude::*;
 
 const SEG: f64 = 2.0;
@@ -11,6 +12,7 @@ fn variant(name: &str, bandwidth: u64) -> Variant {
         uri: format!("{name}/index.m3u8?s=tok"),
         bandwidth,
         name: name.into(),
+        pathway: DEFAULT_PATHWAY.into(),
     }
 }
 
@@ -21,6 +23,7 @@ fn master() -> MasterInfo {
             variant("360p", 507_000),
             variant("480p", 775_000),
         ],
+        steering: None,
     }
 }
 
@@ -41,6 +44,7 @@ fn live(newest: u64) -> MediaInfo {
             })
             .collect(),
         ended: false,
+        parts: Vec::new(),
     }
 }
 
@@ -70,8 +74,9 @@ impl MediaInfo {
     }
 }
 
-type MediaScript = Box<dyn Fn(f64) -> Result<MediaInfo, Failure>>;
-type SegmentScript = Box<dyn Fn(f64, u64) -> Result<Downloaded, Failure>>;
+type MediaScript = Box<dyn Fn(f64, &Url) -> Result<MediaInfo, Failure>>;
+type SegmentScript = Box<dyn Fn(f64, u64, &Url) -> Result<Downloaded, Failure>>;
+type SteeringScript = Box<dyn Fn(f64, &Url) -> Result<Manifest, Failure>>;
 
 /// A scripted cluster: what a playlist or segment request returns at time
 /// `t` (seconds since the start), and how long each takes.
@@ -79,6 +84,7 @@ struct Script {
     master: Box<dyn Fn(f64) -> Result<MasterInfo, Failure>>,
     media: MediaScript,
     segment: SegmentScript,
+    steering: SteeringScript,
     playlist_latency: f64,
     segment_latency: f64,
 }
@@ -87,13 +93,14 @@ impl Script {
     fn live(newest_at: impl Fn(f64) -> u64 + 'static) -> Script {
         Script {
             master: Box::new(|_| Ok(master())),
-            media: Box::new(move |t| Ok(live(newest_at(t)))),
-            segment: Box::new(|_, _| {
+            media: Box::new(move |t, _| Ok(live(newest_at(t)))),
+            segment: Box::new(|_, _, _| {
                 Ok(Downloaded {
                     bytes: 100_000,
                     elapsed: Duration::from_millis(100),
                 })
             }),
+            steering: Box::new(|_, _| Err(Failure("status 404".into()))),
             playlist_latency: 0.05,
             segment_latency: 0.1,
         }
@@ -109,7 +116,8 @@ fn publisher(t: f64) -> u64 {
 enum Done {
     Master,
     Media(Url, Instant),
-    Segment(u64),
+    Segment(u64, Url),
+    Steering(Url),
     Tick,
 }
 
@@ -117,6 +125,8 @@ struct Run {
     stats: PlayerStats,
     /// `(kind, seconds)` of every fetch, at the time it was asked for.
     fetches: Vec<(FetchKind, f64)>,
+    /// Every fetch's URL, in the same order.
+    urls: Vec<Url>,
     ended_at: Option<f64>,
     gave_up: bool,
 }
@@ -132,6 +142,7 @@ fn run(script: &Script, config: PlayerConfig, until: f64) -> Run {
     let mut result = Run {
         stats: PlayerStats::default(),
         fetches: Vec::new(),
+        urls: Vec::new(),
         ended_at: None,
         gave_up: false,
     };
@@ -144,10 +155,12 @@ fn run(script: &Script, config: PlayerConfig, until: f64) -> Run {
             match action {
                 Action::Fetch(f) => {
                     result.fetches.push((f.kind, since(f.at)));
+                    result.urls.push(f.url.clone());
                     let (latency, done) = match f.kind {
                         FetchKind::Master => (script.playlist_latency, Done::Master),
                         FetchKind::Media => (script.playlist_latency, Done::Media(f.url, f.at)),
-                        FetchKind::Segment { msn } => (script.segment_latency, Done::Segment(msn)),
+                        FetchKind::Segment { msn } => (script.segment_latency, Done::Segment(msn, f.url)),
+                        FetchKind::Steering => (script.playlist_latency, Done::Steering(f.url)),
                     };
                     *seq += 1;
                     pending.push((f.at + Duration::from_secs_f64(latency), *seq, done));
@@ -176,10 +189,11 @@ fn run(script: &Script, config: PlayerConfig, until: f64) -> Run {
         let actions = match done {
             Done::Master => player.on_master(now, (script.master)(t)),
             Done::Media(url, requested) => {
-                let body = (script.media)(since(requested));
+                let body = (script.media)(since(requested), &url);
                 player.on_media(now, &url, requested, body)
             }
-            Done::Segment(msn) => player.on_segment(now, msn, (script.segment)(t, msn)),
+            Done::Segment(msn, url) => player.on_segment(now, msn, (script.segment)(t, msn, &url)),
+            Done::Steering(url) => player.on_steering(now, &url, (script.steering)(t, &url)),
             Done::Tick => player.tick(now),
         };
         schedule(actions, &mut pending, &mut seq, &mut result, now);
@@ -295,7 +309,7 @@ fn stalled_origin_counts_one_stall_from_the_moment_the_buffer_ran_dry() {
 #[test]
 fn vod_loads_its_playlist_once_and_ends_after_playing_everything() {
     let script = Script {
-        media: Box::new(|_| Ok(vod(6))),
+        media: Box::new(|_, _| Ok(vod(6))),
         ..Script::live(publisher)
     };
     let r = run(&script, fixed("480p"), 40.0);
@@ -313,7 +327,7 @@ fn vod_loads_its_playlist_once_and_ends_after_playing_everything() {
 #[test]
 fn max_buffer_delays_segment_downloads() {
     let script = Script {
-        media: Box::new(|_| Ok(vod(30))),
+        media: Box::new(|_, _| Ok(vod(30))),
         ..Script::live(publisher)
     };
     let config = PlayerConfig {
@@ -329,7 +343,7 @@ fn max_buffer_delays_segment_downloads() {
 #[test]
 fn failed_segment_is_retried_then_skipped() {
     let script = Script {
-        segment: Box::new(|_, msn| {
+        segment: Box::new(|_, msn, _| {
             if msn == 4 {
                 Err(Failure("status 404".into()))
             } else {
@@ -404,6 +418,8 @@ fn failed_live_segment_is_retried_from_the_next_playlist() {
         (f.kind, f.url.host_str()),
         (FetchKind::Segment { msn: 3 }, Some("b"))
     );
+    // What hls.js would reject: segments 0 to 5 changed host in one playlist.
+    assert_eq!(p.stats().listed_uri_changes, 6);
 }
 
 #[test]
@@ -435,7 +451,7 @@ fn abr_starts_low_and_climbs_with_throughput() {
     assert_eq!(r.stats.stalls, 0);
     // 20 kB in 400 ms: 400 kbit/s × 0.7 = 280 kbit/s, only 240p fits.
     let slow = Script {
-        segment: Box::new(|_, _| {
+        segment: Box::new(|_, _, _| {
             Ok(Downloaded {
                 bytes: 20_000,
                 elapsed: Duration::from_millis(400),
@@ -546,4 +562,345 @@ fn segments_come_from_the_edge_of_the_latest_playlist() {
         (f.kind, f.url.host_str()),
         (FetchKind::Segment { msn: 5 }, Some("b"))
     );
+    assert_eq!(p.stats().listed_uri_changes, 6, "counted once, as hls.js would");
+    assert_eq!(p.stats().pathway_switches, 0);
+}
+
+// ---- Content Steering
+
+const EDGES: [&str; 3] = ["e1", "e2", "e3"];
+
+/// A router's steered master: every variant once per pathway (`e1`, `e2`,
+/// `e3`), each pathway's URIs with its own session token, and the tag.
+fn steered_master(start: &str) -> MasterInfo {
+    let mut variants = Vec::new();
+    for edge in EDGES {
+        for (name, bandwidth) in [("240p", 276_000), ("360p", 507_000), ("480p", 775_000)] {
+            variants.push(Variant {
+                uri: format!("{name}/index.m3u8?s=tok-{edge}"),
+                bandwidth,
+                name: name.into(),
+                pathway: edge.into(),
+            });
+        }
+    }
+    variants.sort_by_key(|v| v.bandwidth);
+    MasterInfo {
+        variants,
+        steering: Some(SteeringTag {
+            server_uri: "/steer/live/x?s=ticket".into(),
+            pathway_id: Some(start.into()),
+        }),
+    }
+}
+
+/// The edge a media playlist URL names through its token (`s=tok-e2` → `e2`).
+fn edge_of_token(url: &Url) -> String {
+    url.query_pairs()
+        .find(|(k, _)| k == "s")
+        .map(|(_, v)| v.trim_start_matches("tok-").to_owned())
+        .unwrap_or_default()
+}
+
+/// A live playlist of the publisher at `t`, every URI on the token's edge:
+/// one media playlist URL names one edge for ever, as the router promises.
+fn live_on_token(t: f64, url: &Url) -> Result<MediaInfo, Failure> {
+    let edge = edge_of_token(url);
+    let mut m = live(publisher(t));
+    for s in &mut m.segments {
+        s.uri = s.uri.replace("edge:9001", &format!("{edge}:9001"));
+    }
+    Ok(m)
+}
+
+fn manifest(ttl: u64, priority: &[&str], clones: Vec<PathwayClone>) -> Manifest {
+    Manifest {
+        ttl: Duration::from_secs(ttl),
+        reload_uri: Some("/steer/live/x?s=ticket".into()),
+        priority: priority.iter().map(|s| (*s).to_owned()).collect(),
+        clones,
+    }
+}
+
+/// A cluster where edge `e1` dies at `dead_from` seconds: its segments fail.
+fn steered(dead_from: f64, steering: SteeringScript) -> Script {
+    Script {
+        master: Box::new(|_| Ok(steered_master("e1"))),
+        media: Box::new(live_on_token),
+        segment: Box::new(move |t, _, url| {
+            if url.host_str() == Some("e1") && t >= dead_from {
+                Err(Failure("connect".into()))
+            } else {
+                Ok(Downloaded {
+                    bytes: 100_000,
+                    elapsed: Duration::from_millis(100),
+                })
+            }
+        }),
+        steering,
+        playlist_latency: 0.05,
+        segment_latency: 0.1,
+    }
+}
+
+/// `(seconds, msn, host)` of every segment fetch.
+fn segment_fetches(r: &Run) -> Vec<(f64, u64, String)> {
+    r.fetches
+        .iter()
+        .zip(&r.urls)
+        .filter_map(|((k, t), u)| match k {
+            FetchKind::Segment { msn } => Some((*t, *msn, u.host_str().unwrap_or("").to_owned())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn steering_urls(r: &Run) -> Vec<(f64, String)> {
+    r.fetches
+        .iter()
+        .zip(&r.urls)
+        .filter(|((k, _), _)| *k == FetchKind::Steering)
+        .map(|((_, t), u)| (*t, u.to_string()))
+        .collect()
+}
+
+#[test]
+fn steering_starts_on_the_tags_pathway_and_loads_the_manifest_at_once() {
+    let t0 = Instant::now();
+    let master_url = Url::parse("http://router:8080/live/x/master.m3u8").expect("url");
+    let (mut p, _) = Player::new(master_url, fixed("360p"), t0);
+    let actions = p.on_master(t0, Ok(steered_master("e2")));
+    let fetches: Vec<(FetchKind, String)> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Fetch(f) => {
+                assert_eq!(f.at, t0, "at once");
+                Some((f.kind, f.url.to_string()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        fetches,
+        [
+            (
+                FetchKind::Media,
+                "http://router:8080/live/x/360p/index.m3u8?s=tok-e2".to_owned()
+            ),
+            (
+                FetchKind::Steering,
+                "http://router:8080/steer/live/x?s=ticket&_HLS_pathway=e2".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(p.pathway(), Some("e2"));
+    // A master without the tag: no manifest, the first pathway.
+    let (mut plain, _) = Player::new(
+        Url::parse("http://router:8080/live/x/master.m3u8").expect("url"),
+        fixed("360p"),
+        t0,
+    );
+    let actions = plain.on_master(
+        t0,
+        Ok(MasterInfo {
+            steering: None,
+            ..steered_master("e2")
+        }),
+    );
+    assert!(
+        actions
+            .iter()
+            .all(|a| !matches!(a, Action::Fetch(f) if f.kind == FetchKind::Steering))
+    );
+    assert_eq!(plain.pathway(), Some("e1"));
+}
+
+#[test]
+fn a_dead_edge_costs_one_segment_and_one_switch_and_no_stall() {
+    // Edge e1 dies at 10 s; the manifest keeps listing it (the router has
+    // not noticed yet): the failed segment alone makes the player move.
+    let script = steered(
+        10.0,
+        Box::new(|_, _| Ok(manifest(5, &["e1", "e2", "e3"], Vec::new()))),
+    );
+    let config = PlayerConfig {
+        start_segments: 2,
+        ..fixed("360p")
+    };
+    let r = run(&script, config, 60.0);
+    let s = &r.stats;
+    assert_eq!(s.stalls, 0, "{s:?}");
+    assert_eq!(
+        (s.errors, s.pathway_switches, s.skipped_segments),
+        (1, 1, 0),
+        "{s:?}"
+    );
+    assert_eq!(s.pathway.as_deref(), Some("e2"));
+    assert_eq!(s.listed_uri_changes, 0);
+    let segs = segment_fetches(&r);
+    let failed = segs
+        .iter()
+        .position(|(t, _, host)| host == "e1" && *t >= 10.0)
+        .expect("a fetch from the dead edge");
+    let (_, msn, _) = segs[failed].clone();
+    // The same segment again, at once, from the next pathway; never e1 again.
+    let (t_again, msn_again, host_again) = segs[failed + 1].clone();
+    assert_eq!((msn_again, host_again.as_str()), (msn, "e2"), "{segs:?}");
+    assert!(
+        t_again - segs[failed].0 < 0.2,
+        "after one playlist load: {segs:?}"
+    );
+    assert!(segs[failed + 1..].iter().all(|(_, _, h)| h == "e2"), "{segs:?}");
+    assert!(segs.windows(2).all(|w| w[1].1 == w[0].1 + 1 || w[1].1 == w[0].1));
+    // The manifest at once, then every TTL, with the pathway in use.
+    let loads = steering_urls(&r);
+    assert!(close(loads[0].0, 0.05), "{loads:?}");
+    assert!(
+        loads.windows(2).all(|w| (w[1].0 - w[0].0 - 5.05).abs() < 1e-3),
+        "{loads:?}"
+    );
+    assert_eq!(s.steering_fetches as usize, loads.len());
+    assert!(loads[0].1.contains("_HLS_pathway=e1") && !loads[0].1.contains("_HLS_throughput"));
+    let last = &loads[loads.len() - 1].1;
+    assert!(last.contains("_HLS_pathway=e2&_HLS_throughput="), "{last}");
+}
+
+#[test]
+fn the_manifest_moves_the_player_clones_and_a_penalized_pathway_stays_out() {
+    let steering: SteeringScript = Box::new(|t, _| {
+        let clone = PathwayClone {
+            id: "e4".into(),
+            base_id: "e1".into(),
+            uri_replacement: UriReplacement {
+                host: None,
+                params: [("s".to_owned(), "tok-e4".to_owned())].into(),
+            },
+        };
+        Ok(if t < 20.0 {
+            manifest(2, &["e1", "e2", "e3"], Vec::new())
+        } else if t < 30.0 {
+            // e1 failed before: the manifest puts it first again (restarted).
+            manifest(2, &["e1", "e3", "e2"], Vec::new())
+        } else {
+            // e3 drained: dropped; a clone onto e4.
+            manifest(2, &["e4", "e1", "e2"], vec![clone])
+        })
+    });
+    // e1 fails from 10 s on: the player moves to e2 at once.
+    let r = run(&steered(10.0, steering), fixed("240p"), 40.0);
+    let s = &r.stats;
+    // e2 (the failure), e3 (the manifest at 20 s; e1 is penalized), e4 (the clone).
+    assert_eq!(s.pathway_switches, 3, "{s:?}");
+    assert_eq!(s.pathway.as_deref(), Some("e4"));
+    assert_eq!((s.stalls, s.errors, s.listed_uri_changes), (0, 1, 0), "{s:?}");
+    let media: Vec<String> = r
+        .fetches
+        .iter()
+        .zip(&r.urls)
+        .filter(|((k, _), _)| *k == FetchKind::Media)
+        .map(|(_, u)| edge_of_token(u))
+        .collect();
+    let mut order = media.clone();
+    order.dedup();
+    assert_eq!(order, ["e1", "e2", "e3", "e4"], "{media:?}");
+    let hosts: Vec<String> = segment_fetches(&r).into_iter().map(|s| s.2).collect();
+    let mut moves = hosts.clone();
+    moves.dedup();
+    assert_eq!(moves, ["e1", "e2", "e3", "e4"], "one move each, never back");
+}
+
+#[test]
+fn without_a_manifest_a_failure_moves_in_master_order() {
+    // The steering server is down (the manifest never comes), or the master
+    // has pathways but no tag: the master's order is the priority.
+    for tag in [true, false] {
+        let mut script = steered(6.0, Box::new(|_, _| Err(Failure("status 502".into()))));
+        if !tag {
+            script.master = Box::new(|_| {
+                Ok(MasterInfo {
+                    steering: None,
+                    ..steered_master("e1")
+                })
+            });
+        }
+        let r = run(&script, fixed("240p"), 20.0);
+        let s = &r.stats;
+        assert_eq!((s.pathway_switches, s.stalls), (1, 0), "{s:?}");
+        assert_eq!(s.pathway.as_deref(), Some("e2"));
+        // One failed manifest load, retried after the default TTL (300 s): once in 20 s.
+        assert_eq!(s.steering_fetches, u32::from(tag));
+        assert_eq!(s.errors, 1 + u32::from(tag));
+    }
+}
+
+#[test]
+fn gone_turns_steering_off() {
+    let script = steered(1000.0, Box::new(|_, _| Err(Failure("status 410".into()))));
+    let r = run(&script, fixed("240p"), 20.0);
+    assert_eq!(r.stats.steering_fetches, 1);
+    assert_eq!(r.stats.steering_errors, 1);
+    assert_eq!(r.stats.pathway_switches, 0);
+}
+
+#[test]
+fn a_segment_in_flight_when_the_manifest_moves_the_player_still_counts() {
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let master_url = Url::parse("http://router:8080/live/x/master.m3u8").expect("url");
+    let (mut p, _) = Player::new(master_url, fixed("240p"), t0);
+    let actions = p.on_master(ms(0), Ok(steered_master("e1")));
+    let url_of = |actions: &[Action], kind: fn(&FetchKind) -> bool| {
+        actions.iter().find_map(|a| match a {
+            Action::Fetch(f) if kind(&f.kind) => Some(f.url.clone()),
+            _ => None,
+        })
+    };
+    let media = url_of(&actions, |k| *k == FetchKind::Media).expect("media");
+    let steer = url_of(&actions, |k| *k == FetchKind::Steering).expect("steering");
+    let body = live_on_token(0.0, &media).expect("playlist");
+    let first = p.on_media(ms(20), &media, ms(0), Ok(body));
+    assert!(url_of(&first, |k| matches!(k, FetchKind::Segment { msn: 3 })).is_some());
+    // The manifest says e2 while segment 3 is in flight from e1.
+    let moved = p.on_steering(ms(30), &steer, Ok(manifest(5, &["e2", "e1"], Vec::new())));
+    let media2 = url_of(&moved, |k| *k == FetchKind::Media).expect("e2's playlist");
+    assert_eq!(edge_of_token(&media2), "e2");
+    // The reload of e1's playlist asked for earlier is no longer wanted.
+    let stale = first
+        .iter()
+        .find_map(|a| match a {
+            Action::Fetch(f) if f.kind == FetchKind::Media => Some(f.clone()),
+            _ => None,
+        })
+        .expect("a reload of e1's playlist");
+    assert!(!p.wants(&stale));
+    assert!(moved.iter().all(|a| match a {
+        Action::Fetch(f) => p.wants(f),
+        _ => true,
+    }));
+    // Segment 3 fails on e1: e1 is penalized, and segment 3 comes from e2
+    // once e2's playlist is in; no second switch.
+    let failed = p.on_segment(ms(40), 3, Err(Failure("connect".into())));
+    assert!(url_of(&failed, |k| matches!(k, FetchKind::Segment { .. })).is_none());
+    let body = live_on_token(0.0, &media2).expect("playlist");
+    let again = p.on_media(ms(50), &media2, ms(30), Ok(body));
+    let seg = url_of(&again, |k| matches!(k, FetchKind::Segment { msn: 3 })).expect("segment 3 on e2");
+    assert_eq!(seg.host_str(), Some("e2"));
+    let next = p.on_segment(
+        ms(60),
+        3,
+        Ok(Downloaded {
+            bytes: 1000,
+            elapsed: Duration::from_millis(10),
+        }),
+    );
+    assert!(url_of(&next, |k| matches!(k, FetchKind::Segment { msn: 4 })).is_some());
+    assert!(p.is_playing());
+    assert_eq!(p.stats().pathway_switches, 1);
+    // A later manifest putting e1 first does not bring the player back.
+    let steer2 = p.tick(ms(5030));
+    let steer2 = url_of(&steer2, |k| *k == FetchKind::Steering).expect("reload due");
+    assert!(steer2.as_str().contains("_HLS_pathway=e2"), "{steer2}");
+    let stay = p.on_steering(ms(5040), &steer2, Ok(manifest(5, &["e1", "e2"], Vec::new())));
+    assert!(url_of(&stay, |k| *k == FetchKind::Media).is_none());
+    assert_eq!(p.pathway(), Some("e2"));
 }
