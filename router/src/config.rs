@@ -98,7 +98,7 @@ pub const DEFAULT_PATHWAYS: usize = 3;
 /// Most pathways a viewer is offered (the steering ticket's bound).
 pub const MAX_PATHWAYS: usize = router_api::session::MAX_PATHWAYS;
 /// Default `TTL` of steering manifests.
-pub const DEFAULT_STEERING_TTL: Duration = Duration::from_secs(5);
+pub const DEFAULT_STEERING_TTL: Duration = Duration::from_secs(2);
 
 /// Command line of `hlscdn-router`. Every flag also reads an `HLSCDN_*`
 /// variable; flags win over variables, which win over the file.

@@ -305,7 +305,13 @@ async fn playlist(State(state): State<Arc<RouterState>>, request: Request) -> Re
             viewer_id,
             pathways: ids.clone(),
         });
-        let server_uri = steering_uri(dir_of(&key), &ticket);
+        let origin = request_origin(&request);
+        let server_uri = format!(
+            "{}{}",
+            origin.as_deref().unwrap_or_default(),
+            steering_uri(dir_of(&key), &ticket)
+        );
+        let base = origin.and_then(|o| url::Url::parse(&format!("{o}{}", request.uri().path())).ok());
         let started = Instant::now();
         let media_query = state.media_query(&playlist.media_acl, now_unix);
         let mut body = Vec::new();
@@ -313,6 +319,7 @@ async fn playlist(State(state): State<Arc<RouterState>>, request: Request) -> Re
             placement.base,
             media_query.as_deref(),
             &server_uri,
+            base.as_ref(),
             &pathways,
             &mut body,
         );
@@ -321,6 +328,30 @@ async fn playlist(State(state): State<Arc<RouterState>>, request: Request) -> Re
     }
     let minted = session_of(placement.edge.unwrap_or_default());
     render(&state, &playlist, &placement, &minted, now_unix, head)
+}
+
+/// `scheme://authority` the player reached this router at: the request's
+/// authority (HTTP/2) or `Host`, `https` when a proxy in front says so with
+/// `X-Forwarded-Proto`. `None` without a valid one.
+fn request_origin(request: &Request) -> Option<String> {
+    let authority = match request.uri().authority() {
+        Some(a) => a.clone(),
+        None => request
+            .headers()
+            .get(header::HOST)?
+            .to_str()
+            .ok()?
+            .parse::<axum::http::uri::Authority>()
+            .ok()?,
+    };
+    if authority.as_str().contains('@') {
+        return None;
+    }
+    let https = request
+        .headers()
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    Some(format!("{}://{authority}", if https { "https" } else { "http" }))
 }
 
 /// `/steer/{stream}?s={ticket}`: where a viewer's steering manifest is.
@@ -393,7 +424,13 @@ async fn steering(State(state): State<Arc<RouterState>>, request: Request) -> Re
             })
         })
         .collect();
-    let reload = steering_uri(stream.as_str(), query.s.as_deref().unwrap_or_default());
+    // Absolute: Shaka Player appends its `_HLS_*` parameters with
+    // `new URL(uri)`, which throws on a relative one.
+    let reload = format!(
+        "{}{}",
+        request_origin(&request).unwrap_or_default(),
+        steering_uri(stream.as_str(), query.s.as_deref().unwrap_or_default())
+    );
     let manifest = serde_json::json!({
         "VERSION": 1,
         "TTL": state.steering_ttl.as_secs().max(1),

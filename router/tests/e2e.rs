@@ -100,8 +100,8 @@ async fn a_player_follows_master_variant_and_segments_onto_edges() {
     assert!(master.variants.len() >= 3, "three renditions");
     for variant in &master.variants {
         assert!(
-            !variant.uri.starts_with("http"),
-            "variants stay relative: {}",
+            variant.uri.starts_with(&router.url("/live/demo-1/")),
+            "variants point back to the router the player used: {}",
             variant.uri
         );
         assert!(
@@ -110,6 +110,29 @@ async fn a_player_follows_master_variant_and_segments_onto_edges() {
             variant.uri
         );
     }
+
+    // Behind a proxy: the host the player used, and https when it says so.
+    let proxied = client()
+        .get(master_url.as_str())
+        .header("host", "cdn.example:8443")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .expect("master")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        proxied.contains("SERVER-URI=\"https://cdn.example:8443/steer/live/demo-1?s="),
+        "{proxied}"
+    );
+    assert!(
+        proxied
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .all(|l| l.starts_with("https://cdn.example:8443/live/demo-1/")),
+        "{proxied}"
+    );
 
     let variant_url = master_url.join(&master.variants[0].uri).expect("join");
     let media = get_playlist(&variant_url).await;

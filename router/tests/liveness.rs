@@ -498,6 +498,11 @@ async fn pathways_are_cloned_onto_other_edges_when_offered_ones_die() {
     let manifest = viewer.steer(router).await;
     assert_eq!(manifest["PATHWAY-CLONES"], serde_json::json!([]), "{manifest}");
     assert_eq!(manifest["VERSION"], 1);
+    let reload = manifest["RELOAD-URI"].as_str().unwrap_or_default();
+    assert!(
+        reload.starts_with(&router.url("/steer/live/demo-2?s=")),
+        "an absolute RELOAD-URI: {manifest}"
+    );
 
     let victim = viewer.current.clone();
     let index: usize = victim.trim_start_matches("edge-").parse::<usize>().expect("n") - 1;

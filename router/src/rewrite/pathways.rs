@@ -53,12 +53,19 @@ impl Template {
     /// media-kind URIs (session data, session keys) as [`Template::render`]
     /// does. With no pathway, renders as [`Template::render`] with no playlist query.
     ///
+    /// With `base` (the multivariant playlist's own absolute URL), the
+    /// pathways' playlist URIs are written absolute, resolved against it
+    /// (one holding a `{$var}` reference stays as it is): Shaka Player
+    /// bans a failed location by its host name, and the host of a relative
+    /// URI is empty, which it finds in every URL.
+    ///
     /// Neither `server_uri` nor a pathway id or query may hold `"`, CR or LF.
     pub fn render_pathways(
         &self,
         edge_base: &str,
         media_query: Option<&str>,
         server_uri: &str,
+        base: Option<&url::Url>,
         pathways: &[Pathway<'_>],
         out: &mut Vec<u8>,
     ) {
@@ -80,18 +87,27 @@ impl Template {
             out.extend_from_slice(&rendered);
             return;
         }
-        let mut attrs = Vec::new();
-        let groups = rendition_groups(&rendered, &mut attrs);
+        let mut lines = Lines {
+            groups: Vec::new(),
+            base,
+            attrs: Vec::new(),
+        };
+        lines.groups = rendition_groups(&rendered, &mut lines.attrs);
 
         out.reserve(rendered.len() * pathways.len() + server_uri.len() + 64);
+        let mut variant_uri_pending = false;
         for (n, line) in rendered.split_inclusive(|&b| b == b'\n').enumerate() {
             let (content, eol) = split_eol(line);
-            match entry(content, &mut attrs) {
-                Some(Entry::Variant | Entry::IFrame) => {
-                    push_line(out, content, &[], &groups, first.id, true, &mut attrs);
-                    out.extend_from_slice(eol);
-                }
-                _ => out.extend_from_slice(line),
+            if variant_uri_pending && is_uri_line(content) {
+                variant_uri_pending = false;
+                lines.uri(out, content);
+                out.extend_from_slice(eol);
+            } else if let Some(kind) = entry(content, &mut lines.attrs) {
+                lines.tag(out, content, kind, first.id, false);
+                out.extend_from_slice(eol);
+                variant_uri_pending = kind == Entry::Variant;
+            } else {
+                out.extend_from_slice(line);
             }
             if n == 0 {
                 // A one-line playlist has no line ending to copy.
@@ -122,23 +138,99 @@ impl Template {
                 let eol = if eol.is_empty() { b"\n" as &[u8] } else { eol };
                 if variant_uri_pending && is_uri_line(content) {
                     variant_uri_pending = false;
-                    out.extend_from_slice(content);
+                    lines.uri(out, content);
                     out.extend_from_slice(eol);
-                    continue;
+                } else if let Some(kind) = entry(content, &mut lines.attrs) {
+                    lines.tag(out, content, kind, pathway.id, true);
+                    out.extend_from_slice(eol);
+                    variant_uri_pending = kind == Entry::Variant;
                 }
-                let Some(kind) = entry(content, &mut attrs) else {
-                    continue;
-                };
-                let renames: &[&[u8]] = match kind {
-                    Entry::Rendition => &[b"GROUP-ID"],
-                    Entry::Variant | Entry::IFrame => GROUP_REFS,
-                };
-                let tagged = kind != Entry::Rendition;
-                push_line(out, content, renames, &groups, pathway.id, tagged, &mut attrs);
-                out.extend_from_slice(eol);
-                variant_uri_pending = kind == Entry::Variant;
             }
         }
+    }
+}
+
+/// What pathway entries are written with.
+struct Lines<'a> {
+    /// Rendition groups that pathways copy.
+    groups: Vec<Vec<u8>>,
+    /// The multivariant playlist's URL, to write absolute URIs.
+    base: Option<&'a url::Url>,
+    attrs: Vec<Attr>,
+}
+
+impl Lines<'_> {
+    /// Writes the tag line `content` of an entry of `pathway`: with its
+    /// `URI` absolute (with a base), its rendition groups suffixed
+    /// `-{pathway}` when `rename`, and `,PATHWAY-ID="{pathway}"` appended to
+    /// a variant or I-frame line.
+    fn tag(&mut self, out: &mut Vec<u8>, content: &[u8], kind: Entry, pathway: &str, rename: bool) {
+        let renames: &[&[u8]] = match kind {
+            _ if !rename => &[],
+            Entry::Rendition => &[b"GROUP-ID"],
+            Entry::Variant | Entry::IFrame => GROUP_REFS,
+        };
+        let colon = content
+            .iter()
+            .position(|&b| b == b':')
+            .map_or(content.len(), |c| c + 1);
+        let (tag, list) = content.split_at(colon);
+        out.extend_from_slice(tag);
+        let mut copied = 0;
+        if attrs::parse(list, &mut self.attrs).is_ok() {
+            for a in &self.attrs {
+                if !a.quoted {
+                    continue;
+                }
+                let name = &list[a.name.clone()];
+                let value = &list[a.value.clone()];
+                if renames.contains(&name) && self.groups.iter().any(|g| g == value) {
+                    out.extend_from_slice(&list[copied..a.value.end]);
+                    out.push(b'-');
+                    out.extend_from_slice(pathway.as_bytes());
+                    copied = a.value.end;
+                } else if name == b"URI"
+                    && let Some(absolute) = self.absolute(value)
+                {
+                    out.extend_from_slice(&list[copied..a.value.start]);
+                    out.extend_from_slice(absolute.as_bytes());
+                    copied = a.value.end;
+                }
+            }
+        }
+        out.extend_from_slice(&list[copied..]);
+        if kind != Entry::Rendition {
+            out.extend_from_slice(b",PATHWAY-ID=\"");
+            out.extend_from_slice(pathway.as_bytes());
+            out.push(b'"');
+        }
+    }
+
+    /// Writes a variant's URI line, absolute with a base.
+    fn uri(&self, out: &mut Vec<u8>, content: &[u8]) {
+        let start = content.iter().position(|&b| b != b' ' && b != b'\t').unwrap_or(0);
+        let end = content
+            .iter()
+            .rposition(|&b| b != b' ' && b != b'\t')
+            .map_or(content.len(), |i| i + 1);
+        match self.absolute(&content[start..end]) {
+            Some(absolute) => {
+                out.extend_from_slice(&content[..start]);
+                out.extend_from_slice(absolute.as_bytes());
+                out.extend_from_slice(&content[end..]);
+            }
+            None => out.extend_from_slice(content),
+        }
+    }
+
+    /// `uri` resolved against the base, unless it uses a variable.
+    fn absolute(&self, uri: &[u8]) -> Option<String> {
+        let base = self.base?;
+        let uri = std::str::from_utf8(uri).ok()?;
+        if uri.contains("{$") {
+            return None;
+        }
+        base.join(uri).ok().map(String::from)
     }
 }
 
@@ -199,44 +291,6 @@ fn rendition_groups(rendered: &[u8], attrs: &mut Vec<Attr>) -> Vec<Vec<u8>> {
     groups
 }
 
-/// Writes the tag line `content` with the quoted values of `renames` that
-/// name one of `groups` suffixed `-{pathway}`, and `,PATHWAY-ID="{pathway}"`
-/// appended when `tagged`.
-fn push_line(
-    out: &mut Vec<u8>,
-    content: &[u8],
-    renames: &[&[u8]],
-    groups: &[Vec<u8>],
-    pathway: &str,
-    tagged: bool,
-    attrs: &mut Vec<Attr>,
-) {
-    let colon = content
-        .iter()
-        .position(|&b| b == b':')
-        .map_or(content.len(), |c| c + 1);
-    let (tag, list) = content.split_at(colon);
-    out.extend_from_slice(tag);
-    let mut copied = 0;
-    if !renames.is_empty() && attrs::parse(list, attrs).is_ok() {
-        for a in attrs.iter() {
-            let value = &list[a.value.clone()];
-            if a.quoted && renames.contains(&&list[a.name.clone()]) && groups.iter().any(|g| g == value) {
-                out.extend_from_slice(&list[copied..a.value.end]);
-                out.push(b'-');
-                out.extend_from_slice(pathway.as_bytes());
-                copied = a.value.end;
-            }
-        }
-    }
-    out.extend_from_slice(&list[copied..]);
-    if tagged {
-        out.extend_from_slice(b",PATHWAY-ID=\"");
-        out.extend_from_slice(pathway.as_bytes());
-        out.push(b'"');
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
@@ -254,7 +308,7 @@ mod tests {
 
     fn render(body: &str, pathways: &[Pathway<'_>]) -> String {
         let mut out = Vec::new();
-        template(body).render_pathways("http://e1", None, "/steer/live/a?s=T", pathways, &mut out);
+        template(body).render_pathways("http://e1", None, "/steer/live/a?s=T", None, pathways, &mut out);
         String::from_utf8(out).expect("utf-8")
     }
 
@@ -361,7 +415,32 @@ mod tests {
     #[test]
     fn lone_cr_line_endings_get_the_first_pathway_only() {
         let master = "#EXTM3U\r#EXT-X-STREAM-INF:BANDWIDTH=1\rv.m3u8\r";
-        assert_eq!(render(master, TWO), "#EXTM3U\r#EXT-X-STREAM-INF:BANDWIDTH=1\rv.m3u8?s=A\r");
+        assert_eq!(
+            render(master, TWO),
+            "#EXTM3U\r#EXT-X-STREAM-INF:BANDWIDTH=1\rv.m3u8?s=A\r"
+        );
+    }
+
+    #[test]
+    fn with_a_base_playlist_uris_are_absolute() {
+        let master = "#EXTM3U\n\
+            #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"en\",URI=\"audio/en.m3u8\"\n\
+            #EXT-X-STREAM-INF:BANDWIDTH=1,AUDIO=\"aud\"\n  v/index.m3u8  \n\
+            #EXT-X-STREAM-INF:BANDWIDTH=2\n{$host}/w.m3u8\n";
+        let base = url::Url::parse("http://router.test:8080/live/a/master.m3u8").expect("url");
+        let mut out = Vec::new();
+        template(master).render_pathways("http://e1", None, "/steer/live/a?s=T", Some(&base), TWO, &mut out);
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "#EXTM3U\n\
+             #EXT-X-CONTENT-STEERING:SERVER-URI=\"/steer/live/a?s=T\",PATHWAY-ID=\"edge-1\"\n\
+             #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"en\",URI=\"http://router.test:8080/live/a/audio/en.m3u8?s=A\"\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=1,AUDIO=\"aud\",PATHWAY-ID=\"edge-1\"\n  http://router.test:8080/live/a/v/index.m3u8?s=A  \n\
+             #EXT-X-STREAM-INF:BANDWIDTH=2,PATHWAY-ID=\"edge-1\"\n{$host}/w.m3u8\n\
+             #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud-edge-2\",NAME=\"en\",URI=\"http://router.test:8080/live/a/audio/en.m3u8?s=B\"\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=1,AUDIO=\"aud-edge-2\",PATHWAY-ID=\"edge-2\"\n  http://router.test:8080/live/a/v/index.m3u8?s=B  \n\
+             #EXT-X-STREAM-INF:BANDWIDTH=2,PATHWAY-ID=\"edge-2\"\n{$host}/w.m3u8\n"
+        );
     }
 
     #[test]

@@ -452,11 +452,27 @@ pub(super) fn check_invariants(template: &Template, input: &[u8]) -> Result<(), 
 /// appends lines: pathway entries with its id, URI lines with its query.
 fn check_pathways(template: &Template) -> Result<(), TestCaseError> {
     let ctx = ctx();
-    let one = [crate::rewrite::Pathway { id: "p0", playlist_query: PLAYLIST_QUERY }];
-    let two = [one[0], crate::rewrite::Pathway { id: "p1", playlist_query: "s=q1" }];
+    let one = [crate::rewrite::Pathway {
+        id: "p0",
+        playlist_query: PLAYLIST_QUERY,
+    }];
+    let two = [
+        one[0],
+        crate::rewrite::Pathway {
+            id: "p1",
+            playlist_query: "s=q1",
+        },
+    ];
     let render = |pathways: &[crate::rewrite::Pathway<'_>]| {
         let mut out = Vec::new();
-        template.render_pathways(ctx.edge_base, ctx.media_query, "/steer/x?s=t", pathways, &mut out);
+        template.render_pathways(
+            ctx.edge_base,
+            ctx.media_query,
+            "/steer/x?s=t",
+            None,
+            pathways,
+            &mut out,
+        );
         String::from_utf8_lossy(&out).into_owned()
     };
     let first = render(&one);
@@ -475,13 +491,22 @@ fn check_pathways(template: &Template) -> Result<(), TestCaseError> {
     without.replace_range(at..at + steering.len() + eol_len, "");
     let without = without.replace(",PATHWAY-ID=\"p0\"", "");
     // A one-line playlist gets the line ending it lacked.
-    prop_assert!(without == plain || without == format!("{plain}\n"), "got:\n{}\nwant:\n{}", without, plain);
+    prop_assert!(
+        without == plain || without == format!("{plain}\n"),
+        "got:\n{}\nwant:\n{}",
+        without,
+        plain
+    );
 
     let both = render(&two);
-    let appended = both.strip_prefix(first.as_str()).or_else(|| both.strip_prefix(&format!("{first}\n")));
+    let appended = both
+        .strip_prefix(first.as_str())
+        .or_else(|| both.strip_prefix(&format!("{first}\n")));
     prop_assert!(appended.is_some(), "{}\n---\n{}", both, first);
     for line in appended.unwrap_or_default().lines() {
-        let entry = ["#EXT-X-STREAM-INF:", "#EXT-X-I-FRAME-STREAM-INF:"].iter().any(|t| line.starts_with(t));
+        let entry = ["#EXT-X-STREAM-INF:", "#EXT-X-I-FRAME-STREAM-INF:"]
+            .iter()
+            .any(|t| line.starts_with(t));
         let ok = if entry {
             line.ends_with(",PATHWAY-ID=\"p1\"")
         } else {

@@ -62,7 +62,14 @@ fn offered(ids: &[&str]) -> Vec<String> {
 #[test]
 fn a_healthy_fleet_keeps_the_offered_order_and_clones_nothing() {
     let now = Instant::now();
-    let sel = selector(&[("e1", Health::Serving), ("e2", Health::Serving), ("e3", Health::Serving)], now);
+    let sel = selector(
+        &[
+            ("e1", Health::Serving),
+            ("e2", Health::Serving),
+            ("e3", Health::Serving),
+        ],
+        now,
+    );
     let offered = offered(&["e2", "e1"]);
     let plan = plan(&sel, now, &[], &REQ, &offered, None, 2);
     assert_eq!(plan.priority, ["e2", "e1"]);
@@ -82,7 +89,10 @@ fn dead_draining_and_held_down_pathways_are_dropped_with_the_reason() {
         (Health::Draining, Unavailable::Draining),
         (Health::HeldDown, Unavailable::HoldDown),
     ] {
-        let sel = selector(&[("e1", health), ("e2", Health::Serving), ("e3", Health::Serving)], now);
+        let sel = selector(
+            &[("e1", health), ("e2", Health::Serving), ("e3", Health::Serving)],
+            now,
+        );
         let offered = offered(&["e1", "e2", "e3"]);
         let plan = plan(&sel, now, &[], &REQ, &offered, Some("e1"), 3);
         assert_eq!(plan.priority, ["e2", "e3"], "{health:?}");
