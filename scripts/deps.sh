@@ -3,7 +3,8 @@
 # already there: ffmpeg/ffprobe (a real HLS packager and prober), moto
 # (a real S3-protocol server), chromium (the browser test of the ops
 # dashboard and player), Node.js + npm and the ops front-end packages (hls.js,
-# embedded in the hlscdn binary, and playwright-core, which drives chromium).
+# embedded in the hlscdn binary; shaka-player, played by the steering browser
+# test; and playwright-core, which drives chromium).
 # Safe to run again.
 set -euo pipefail
 
@@ -35,8 +36,9 @@ fi
 OPS_DIR="$(cd "$(dirname "$0")/.." && pwd)/ops"
 STAMP="$OPS_DIR/node_modules/.hlscdn-installed-lock"
 if ! cmp -s "$OPS_DIR/package-lock.json" "$STAMP" \
-   || [ ! -d "$OPS_DIR/node_modules/hls.js" ] || [ ! -d "$OPS_DIR/node_modules/playwright-core" ]; then
-  echo "deps: npm ci in ops/ (hls.js, playwright-core)"
+   || [ ! -d "$OPS_DIR/node_modules/hls.js" ] || [ ! -d "$OPS_DIR/node_modules/shaka-player" ] \
+   || [ ! -d "$OPS_DIR/node_modules/playwright-core" ]; then
+  echo "deps: npm ci in ops/ (hls.js, shaka-player, playwright-core)"
   (cd "$OPS_DIR" && npm ci --no-audit --no-fund --loglevel=error)
   cp "$OPS_DIR/package-lock.json" "$STAMP"
 fi

@@ -8,33 +8,16 @@
 
 mod support;
 
-use std::io::Read;
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::Demo;
 
 /// Longest run of the browser script.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(150);
 
-fn chromium() -> String {
-    let path = std::env::var("HLSCDN_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&path).exists(),
-        "{path} is missing: run scripts/deps.sh (installs Debian's chromium), or set HLSCDN_CHROMIUM"
-    );
-    path
-}
-
 #[test]
 fn demo_plays_in_a_browser_and_survives_a_drain() {
-    let chromium = chromium();
-    let ops = Path::new(env!("CARGO_MANIFEST_DIR"));
-    assert!(
-        ops.join("node_modules/playwright-core").exists(),
-        "ops/node_modules/playwright-core is missing: run scripts/deps.sh (npm ci in ops/)"
-    );
+    let chromium = support::chromium();
     let artifacts = support::artifacts_dir();
     for stale in [
         "player.png",
@@ -51,47 +34,21 @@ fn demo_plays_in_a_browser_and_survives_a_drain() {
         demo.startup.as_secs_f64()
     );
 
-    let mut script = Command::new("node")
-        .arg("tests/browser/demo.mjs")
-        .current_dir(ops)
-        .env("PLAYER_URL", &demo.player)
-        .env("DASHBOARD_URL", &demo.dashboard)
-        .env("ROUTER_URL", &demo.router)
-        .env("FLEET_TOKEN", &demo.token)
-        .env("HLSCDN_BIN", support::hlscdn())
-        .env("ARTIFACTS_DIR", &artifacts)
-        .env("CHROMIUM", &chromium)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node could not be started: run scripts/deps.sh");
-    let mut stdout = script.stdout.take().expect("stdout");
-    let mut stderr = script.stderr.take().expect("stderr");
-    let out = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stdout.read_to_string(&mut text);
-        text
-    });
-    let err = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Ok(Some(status)) = script.try_wait() {
-            break Some(status);
-        }
-        if started.elapsed() > SCRIPT_TIMEOUT {
-            let _ = script.kill();
-            let _ = script.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    eprintln!("--- browser script ---\n{stdout}{stderr}");
+    let run = support::run_node(
+        "tests/browser/demo.mjs",
+        &[
+            ("PLAYER_URL", demo.player.clone()),
+            ("DASHBOARD_URL", demo.dashboard.clone()),
+            ("ROUTER_URL", demo.router.clone()),
+            ("FLEET_TOKEN", demo.token.clone()),
+            ("HLSCDN_BIN", support::hlscdn().to_owned()),
+            ("ARTIFACTS_DIR", artifacts.display().to_string()),
+            ("CHROMIUM", chromium),
+        ],
+        SCRIPT_TIMEOUT,
+    );
+    let status = run.status;
+    eprintln!("--- browser script ---\n{}{}", run.stdout, run.stderr);
     assert!(
         status.is_some_and(|s| s.success()),
         "the browser script failed ({status:?}); demo output:\n{}",
@@ -112,21 +69,10 @@ fn demo_plays_in_a_browser_and_survives_a_drain() {
         eprintln!("screenshot: {}", path.display());
     }
 
-    let status = demo.stop(Duration::from_secs(45));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "hlscdn demo did not stop cleanly on SIGTERM ({status:?}):\n{}",
-        demo.text()
-    );
-    let text = demo.text();
+    let text = demo.stop_cleanly();
     assert!(text.contains("demo: stopped origin"), "{text}");
     assert!(
         text.contains("drained and exited") || text.contains("demo: stopped edge-"),
         "{text}"
-    );
-    let left = demo.listening();
-    assert!(
-        left.is_empty(),
-        "still listening after the demo stopped: {left:?}"
     );
 }

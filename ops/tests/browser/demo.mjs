@@ -10,9 +10,8 @@
 
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './launch.mjs';
 
 const env = (name, fallback) => {
   const value = process.env[name] ?? fallback;
@@ -45,20 +44,10 @@ async function until(what, fn, timeoutMs, stepMs = 200) {
 }
 
 fs.mkdirSync(ARTIFACTS, { recursive: true });
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'hlscdn-chromium-'));
 const summary = { screenshots: [] };
 const offsite = [];
 
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: CHROMIUM,
-  headless: true,
-  viewport: { width: 1400, height: 1000 },
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required',
-  ],
-});
+const { context, profile } = await launchChromium(CHROMIUM, { width: 1400, height: 1000 });
 
 async function screenshot(page, name) {
   const file = path.join(ARTIFACTS, name);

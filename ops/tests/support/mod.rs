@@ -184,6 +184,23 @@ impl Demo {
         None
     }
 
+    /// Stops the demo with SIGTERM and asserts it exited cleanly within 45 s
+    /// and left no port listening; returns its output.
+    pub fn stop_cleanly(&mut self) -> String {
+        let status = self.stop(Duration::from_secs(45));
+        let text = self.text();
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "hlscdn demo did not stop cleanly on SIGTERM ({status:?}):\n{text}"
+        );
+        let left = self.listening();
+        assert!(
+            left.is_empty(),
+            "still listening after the demo stopped: {left:?}"
+        );
+        text
+    }
+
     /// Ports of its layout something still listens on.
     pub fn listening(&self) -> Vec<u16> {
         self.ports()
@@ -235,5 +252,76 @@ where
             "timed out after {within:?} waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Debian's Chromium (or `HLSCDN_CHROMIUM`), for the browser tests.
+pub fn chromium() -> String {
+    let path = std::env::var("HLSCDN_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&path).exists(),
+        "{path} is missing: run scripts/deps.sh (installs Debian's chromium), or set HLSCDN_CHROMIUM"
+    );
+    path
+}
+
+/// What a node script did: its exit status (`None`: killed after its time
+/// ran out), stdout and stderr.
+pub struct NodeRun {
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `node <script>` in `ops/` with `envs`, killed after `within`.
+pub fn run_node(script: &str, envs: &[(&str, String)], within: Duration) -> NodeRun {
+    use std::io::Read;
+    let ops = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        ops.join("node_modules/playwright-core").exists(),
+        "ops/node_modules/playwright-core is missing: run scripts/deps.sh (npm ci in ops/)"
+    );
+    let mut child = Command::new("node")
+        .arg(script)
+        .current_dir(ops)
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node could not be started: run scripts/deps.sh");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    // Echoed as it comes, so a slow run shows where it is.
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(&mut stderr).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("node| {line}");
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    let deadline = Instant::now() + within;
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    NodeRun {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
     }
 }
