@@ -866,4 +866,11 @@ pub struct ExplainQuery {
     /// The viewer's bandwidth, bits per second.
     #[serde(default)]
     pub bandwidth: Option<u64>,
+    /// A steering ticket (the `s` of the steering `SERVER-URI`): adds the
+    /// steering plan the viewer would get now.
+    #[serde(default)]
+    pub ticket: Option<String>,
+    /// The pathway the player says it is on (`_HLS_pathway`), with `ticket`.
+    #[serde(default)]
+    pub pathway: Option<String>,
 }

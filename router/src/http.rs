@@ -508,13 +508,71 @@ async fn explain(
         Choice::Edge { index, .. } => current.selector.edges().get(index).map(|e| e.id.clone()),
         Choice::NoEdge => None,
     };
+    let steering = query.ticket.as_deref().map(|ticket| {
+        explain_steering(
+            &state,
+            &current,
+            &assigned,
+            &pick,
+            ticket,
+            query.pathway.as_deref(),
+        )
+    });
     Ok(axum::Json(serde_json::json!({
         "path": query.path,
         "session_valid": session.is_some(),
         "chosen": chosen,
         "explanation": explanation,
+        "steering": steering,
     }))
     .into_response())
+}
+
+/// The steering plan a viewer with `ticket`, on `pathway`, would get now,
+/// with why each of its pathways can or cannot serve.
+fn explain_steering(
+    state: &RouterState,
+    current: &Current,
+    assigned: &[u64],
+    pick: &Pick<'_>,
+    ticket: &str,
+    pathway: Option<&str>,
+) -> serde_json::Value {
+    let Some(ticket) = state
+        .sessions
+        .decode_ticket(ticket, unix_now(), state.session_max_age.as_secs())
+    else {
+        return serde_json::json!({ "error": "missing, forged or expired steering ticket" });
+    };
+    let now = Instant::now();
+    let plan = steer::plan(
+        &current.selector,
+        now,
+        assigned,
+        pick,
+        &ticket.pathways,
+        pathway,
+        state.pathways.max(1),
+    );
+    let mut ids: Vec<&str> = ticket.pathways.iter().map(String::as_str).collect();
+    ids.extend(plan.clones.iter().copied());
+    let pathways: Vec<serde_json::Value> = ids
+        .iter()
+        .map(|id| {
+            let why = match current.selector.index_of(id) {
+                Some(i) => current.selector.unavailable(i, now, assigned),
+                None => Some(crate::select::Unavailable::Stale),
+            };
+            serde_json::json!({ "pathway": id, "unavailable": why.map(|w| w.label()) })
+        })
+        .collect();
+    serde_json::json!({
+        "priority": plan.priority,
+        "clones": plan.clones,
+        "clone_base": plan.base,
+        "moved": plan.moved.map(|m| m.label()),
+        "pathways": pathways,
+    })
 }
 
 fn render(

@@ -535,6 +535,42 @@ async fn pathways_are_cloned_onto_other_edges_when_offered_ones_die() {
         serde_json::json!([survivor, clone_id]),
         "{manifest}"
     );
+    // The explain answer shows the same plan, and why.
+    let ticket = viewer
+        .steering
+        .as_ref()
+        .and_then(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == "s")
+                .map(|(_, v)| v.into_owned())
+        })
+        .expect("a ticket");
+    let mut explain = url::Url::parse(&router.url("/api/v1/explain")).expect("url");
+    explain
+        .query_pairs_mut()
+        .append_pair("path", "/live/demo-2/master.m3u8")
+        .append_pair("ticket", &ticket)
+        .append_pair("pathway", &victim);
+    let explained: serde_json::Value = client()
+        .get(explain.as_str())
+        .send()
+        .await
+        .expect("explain")
+        .json()
+        .await
+        .expect("json");
+    let steering = &explained["steering"];
+    assert_eq!(steering["priority"], manifest["PATHWAY-PRIORITY"], "{explained}");
+    assert_eq!(steering["moved"], "dead", "{explained}");
+    assert!(
+        steering["pathways"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["pathway"] == victim.as_str() && p["unavailable"] == "dead"),
+        "{explained}"
+    );
+
     // The clone's playlists name its edge; the same ticket gives the same clone.
     viewer.current = clone_id.clone();
     let uris = viewer.reload(router).await;
