@@ -27,13 +27,7 @@ BIN=target/release
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 40000))
-    if ! ss -Htln "sport = :$port" | grep -q .; then echo "$port"; return; fi
-  done
-}
+. ops/bench/lib.sh
 wait_up() {
   for _ in $(seq 200); do curl -sf -o /dev/null "$1" && return; sleep 0.1; done
   echo "bench: $1 did not come up" >&2; tail -n 5 "$work"/*.log >&2; exit 1

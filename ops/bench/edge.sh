@@ -14,14 +14,7 @@ cargo build --release -q -p origin-store -p edge-agent
 work=$(mktemp -d)
 chmod 755 "$work" # nginx workers run as nobody
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-# Ports not in use now (other benchmarks may share the machine).
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 40000))
-    if ! ss -Htln "sport = :$port" | grep -q .; then echo "$port"; return; fi
-  done
-}
+. ops/bench/lib.sh
 NGINX_PORT=$(free_port) # sendfile on
 NGINX_NOSF_PORT=$(free_port) # sendfile off
 ORIGIN_PORT=$(free_port)

@@ -15,13 +15,7 @@ SECS=${1:-10}
 cargo build --release -q -p origin-store -p router -p edge-agent
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 40000))
-    if ! ss -Htln "sport = :$port" | grep -q .; then echo "$port"; return; fi
-  done
-}
+. ops/bench/lib.sh
 ORIGIN=$(free_port); ROUTER=$(free_port); EDGE=$(free_port)
 TOKEN=bench-fleet-token-0123456789
 ./target/release/hlscdn-origin --listen "127.0.0.1:$ORIGIN" --store "file://$work/store" --publish-demo \

@@ -55,13 +55,17 @@ pub struct Current {
 }
 
 impl Current {
-    /// Places a viewer; counts a new assignment at `bandwidth_bps`.
-    pub fn pick(&self, request: &Pick<'_>, now: Instant) -> Choice {
-        let assigned: Vec<u64> = self
-            .assigned_bps
+    /// What this router assigned to each edge since its newest ad, now.
+    pub fn assigned(&self) -> Vec<u64> {
+        self.assigned_bps
             .iter()
             .map(|a| a.load(Ordering::Relaxed))
-            .collect();
+            .collect()
+    }
+
+    /// Places a viewer; counts a new assignment at `bandwidth_bps`.
+    pub fn pick(&self, request: &Pick<'_>, now: Instant) -> Choice {
+        let assigned = self.assigned();
         let choice = self.selector.pick(request, now, &assigned);
         if let Choice::Edge { index, .. } = choice
             && choice.is_new_assignment()

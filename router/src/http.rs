@@ -390,11 +390,7 @@ async fn steering(State(state): State<Arc<RouterState>>, request: Request) -> Re
         .ok_or_else(|| Error::BadInput("missing, forged or expired steering ticket (`s`)".into()))?;
     let current_pathway = query.pathway.as_deref().filter(|id| session::valid_edge_id(id));
     let current = state.fleet.current();
-    let assigned: Vec<u64> = current
-        .assigned_bps
-        .iter()
-        .map(|a| a.load(std::sync::atomic::Ordering::Relaxed))
-        .collect();
+    let assigned = current.assigned();
     let pick = Pick {
         stream_key: stream.as_str(),
         sticky: None,
@@ -498,11 +494,7 @@ async fn explain(
             .unwrap_or_else(|| state.playlists.bandwidth_of(&key)),
     };
     let current = state.fleet.current();
-    let assigned: Vec<u64> = current
-        .assigned_bps
-        .iter()
-        .map(|a| a.load(std::sync::atomic::Ordering::Relaxed))
-        .collect();
+    let assigned = current.assigned();
     let explanation = current.selector.explain(&pick, Instant::now(), &assigned);
     let chosen = match current.selector.pick(&pick, Instant::now(), &assigned) {
         Choice::Edge { index, .. } => current.selector.edges().get(index).map(|e| e.id.clone()),

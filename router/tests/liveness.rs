@@ -82,6 +82,16 @@ impl Cluster {
         Server::start(path.to_str().expect("utf-8"), &args, &[])
     }
 
+    /// Waits until every router sees the three edges fresh.
+    async fn wait_fresh(&self) {
+        for (_, router) in &self.routers {
+            eventually(Duration::from_secs(10), "three fresh edges", || async {
+                edges(router).await.edges.iter().filter(|e| e.fresh).count() == 3
+            })
+            .await;
+        }
+    }
+
     fn edge(&self, i: usize) -> Server {
         self.edge_at(i, "127.0.0.1:0")
     }
@@ -128,14 +138,8 @@ impl Cluster {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edges_are_learned_everywhere_and_a_killed_edge_is_dropped_at_once() {
     let mut cluster = Cluster::start(3);
-    for (_, router) in &cluster.routers {
-        eventually(
-            Duration::from_secs(10),
-            "every router knows the three edges",
-            || async { edges(router).await.edges.iter().filter(|e| e.fresh).count() == 3 },
-        )
-        .await;
-    }
+    // Edges know router 0 only: the others learn them by forwarding.
+    cluster.wait_fresh().await;
 
     let mut viewer = Viewer::join(&cluster.routers[0].1, "live/demo-1").await;
     let uris = viewer.reload(&cluster.routers[0].1).await;
@@ -201,12 +205,7 @@ async fn edges_are_learned_everywhere_and_a_killed_edge_is_dropped_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_draining_edge_is_seen_within_a_second_and_its_viewers_never_fail() {
     let mut cluster = Cluster::start(2);
-    for (_, router) in &cluster.routers {
-        eventually(Duration::from_secs(10), "three fresh edges", || async {
-            edges(router).await.edges.iter().filter(|e| e.fresh).count() == 3
-        })
-        .await;
-    }
+    cluster.wait_fresh().await;
     let router = &cluster.routers[1].1;
     let mut viewer = Viewer::join(router, "live/demo-2").await;
     let uris = viewer.reload(router).await;
@@ -261,12 +260,7 @@ async fn a_draining_edge_is_seen_within_a_second_and_its_viewers_never_fail() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_edge_is_dropped_after_its_ttl_and_comes_back_held_down() {
     let cluster = Cluster::start(2);
-    for (_, router) in &cluster.routers {
-        eventually(Duration::from_secs(10), "three fresh edges", || async {
-            edges(router).await.edges.iter().filter(|e| e.fresh).count() == 3
-        })
-        .await;
-    }
+    cluster.wait_fresh().await;
     // SIGSTOP: the process keeps its sockets open (as a hung host or a
     // silent network would), so the links say nothing; the TTL decides.
     let Some(frozen) = &cluster.edges[0] else {
@@ -313,12 +307,7 @@ async fn a_frozen_edge_is_dropped_after_its_ttl_and_comes_back_held_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routers_agree_and_a_restarted_router_is_ready_only_with_the_view() {
     let mut cluster = Cluster::start(2);
-    for (_, router) in &cluster.routers {
-        eventually(Duration::from_secs(10), "three fresh edges", || async {
-            edges(router).await.edges.iter().filter(|e| e.fresh).count() == 3
-        })
-        .await;
-    }
+    cluster.wait_fresh().await;
     // Viewers placed by router 0 get the same edges from router 1 (sessions).
     let mut viewers = Vec::new();
     for stream in ["live/demo-1", "live/demo-2", "live/demo-3", "vod/demo"] {
@@ -388,12 +377,7 @@ async fn routers_agree_and_a_restarted_router_is_ready_only_with_the_view() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listed_segments_keep_their_uris_through_a_kill_and_a_drain_and_viewers_move_once() {
     let mut cluster = Cluster::start_with(2, &["--steering-ttl", "1"]);
-    for (_, router) in &cluster.routers {
-        eventually(Duration::from_secs(10), "three fresh edges", || async {
-            edges(router).await.edges.iter().filter(|e| e.fresh).count() == 3
-        })
-        .await;
-    }
+    cluster.wait_fresh().await;
     let router = &cluster.routers[0].1;
     // Two viewers of one stream: one polls its media playlist only (a
     // player without steering), one follows its steering manifest too.
@@ -488,10 +472,7 @@ async fn listed_segments_keep_their_uris_through_a_kill_and_a_drain_and_viewers_
 async fn pathways_are_cloned_onto_other_edges_when_offered_ones_die() {
     let mut cluster = Cluster::start_with(1, &["--pathways", "2"]);
     let router = &cluster.routers[0].1;
-    eventually(Duration::from_secs(10), "three fresh edges", || async {
-        edges(router).await.edges.iter().filter(|e| e.fresh).count() == 3
-    })
-    .await;
+    cluster.wait_fresh().await;
     let mut viewer = Viewer::join(router, "live/demo-2").await;
     let offered: Vec<String> = viewer.pathways.keys().cloned().collect();
     assert_eq!(offered.len(), 2, "{offered:?}");
@@ -607,10 +588,7 @@ async fn pathways_are_cloned_onto_other_edges_when_offered_ones_die() {
 async fn redirect_mode_lists_router_urls_that_follow_the_fleet() {
     let mut cluster = Cluster::start_with(1, &["--segment-urls", "redirect"]);
     let router = &cluster.routers[0].1;
-    eventually(Duration::from_secs(10), "three fresh edges", || async {
-        edges(router).await.edges.iter().filter(|e| e.fresh).count() == 3
-    })
-    .await;
+    cluster.wait_fresh().await;
     let mut viewer = Viewer::join(router, "live/demo-3").await;
     assert!(viewer.steering.is_none(), "no steering in redirect mode");
     assert_eq!(viewer.pathways.len(), 1);
