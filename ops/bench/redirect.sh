@@ -31,7 +31,7 @@ for _ in $(seq 100); do
 done
 
 variant=$(curl -sf "http://127.0.0.1:$ROUTER/live/demo-1/master.m3u8" | grep -v '^#' | head -1)
-media="http://127.0.0.1:$ROUTER/live/demo-1/$variant"
+case "$variant" in http*) media=$variant ;; *) media="http://127.0.0.1:$ROUTER/live/demo-1/$variant" ;; esac
 segment_path=$(curl -sf "$media" | grep '^/r/' | head -1)
 redirect="http://127.0.0.1:$ROUTER$segment_path"
 direct=$(curl -s -o /dev/null -w '%{redirect_url}' "$redirect")

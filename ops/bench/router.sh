@@ -27,7 +27,7 @@ sleep 1
 
 # A viewer's media playlist URL, as the master gives it (with its session).
 variant=$(curl -sf http://127.0.0.1:18492/live/demo-1/master.m3u8 | grep -v '^#' | head -1)
-media="http://127.0.0.1:18492/live/demo-1/$variant"
+case "$variant" in http*) media=$variant ;; *) media="http://127.0.0.1:18492/live/demo-1/$variant" ;; esac
 curl -sf "$media" > "$work/static/index.m3u8"
 echo "media playlist: $(wc -c < "$work/static/index.m3u8") bytes, $(grep -c '^#EXTINF' "$work/static/index.m3u8") segments"
 

@@ -60,12 +60,14 @@ async fn player(
     let Some(variant) = master.lines().rfind(|l| !l.is_empty() && !l.starts_with('#')) else {
         return;
     };
-    let media_url = format!("{router}/{stream}/{variant}");
+    let Ok(media_url) = reqwest::Url::parse(&master_url).and_then(|m| m.join(variant)) else {
+        return;
+    };
     let mut urls = Vec::new();
     let mut reloaded = std::time::Instant::now() - Duration::from_secs(10);
     while !stop.load(Ordering::Relaxed) {
         if reloaded.elapsed() >= Duration::from_secs(2) {
-            if let Ok(answer) = client.get(&media_url).send().await
+            if let Ok(answer) = client.get(media_url.as_str()).send().await
                 && let Ok(text) = answer.text().await
             {
                 urls = segments(&text);

@@ -10,6 +10,9 @@
 //! no_edge = "origin"            # or "unavailable" (503 + Retry-After)
 //! epsilon = 0.25
 //! pack_below_utilization = 0.1  # streams stay on their first edge below this
+//! segment_urls = "direct"       # or "redirect" (/r/ on the router, a 302 per segment)
+//! pathways = 3                  # Content Steering pathways (edges) per viewer, 0 to 4
+//! steering_ttl_secs = 2         # how often players ask for a new pathway order
 //!
 //! peers = ["http://127.0.0.1:8081"]   # other routers to start from
 //! hold_down_ms = 3000           # a comeback stays fresh this long before new viewers
