@@ -18,6 +18,9 @@ pub enum Error {
     /// The origin has no such object.
     #[error("not found")]
     NotFound,
+    /// A `/r/` object outside every stream this router knows of.
+    #[error("not found: {0}")]
+    UnknownStream(String),
     /// The origin did not answer in time.
     #[error("origin did not answer within {0:?}")]
     Timeout(std::time::Duration),
@@ -59,7 +62,7 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = match &self {
             Error::BadInput(_) => StatusCode::BAD_REQUEST,
-            Error::NotFound => StatusCode::NOT_FOUND,
+            Error::NotFound | Error::UnknownStream(_) => StatusCode::NOT_FOUND,
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::UpstreamStatus(code) => StatusCode::from_u16(*code).unwrap_or(StatusCode::BAD_GATEWAY),
             Error::BadGateway(_) => StatusCode::BAD_GATEWAY,

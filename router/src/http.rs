@@ -35,6 +35,13 @@ use crate::steer;
 /// the later `EXT-X-PART` match, and LL-HLS delta updates merge.
 pub const TOKEN_EXPIRY_STEP: u64 = 300;
 
+/// Lifetime of signed URLs in live playlists (plus up to one expiry step):
+/// a live segment is listed for seconds, and every reload signs anew.
+pub const LIVE_TOKEN_TTL: Duration = Duration::from_secs(600);
+
+/// Lifetime of the signed URL a `/r/` redirect hands out: it is followed at once.
+pub const REDIRECT_TOKEN_TTL: Duration = Duration::from_secs(120);
+
 /// What the router's handlers share.
 #[derive(Debug)]
 pub struct RouterState {
@@ -62,6 +69,42 @@ pub struct RouterState {
     pub pathways: usize,
     /// `TTL` of steering manifests.
     pub steering_ttl: Duration,
+    /// Directories of the media of the media playlists this router served
+    /// lately (their signing ACL, without `/` and `*`): what `/r/` serves
+    /// to a client without a session.
+    pub known_media: moka::sync::Cache<String, ()>,
+}
+
+/// How many media directories [`RouterState::known_media`] remembers.
+pub const KNOWN_MEDIA_CAPACITY: u64 = 100_000;
+/// How long a media directory stays known after its playlist was served.
+pub const KNOWN_MEDIA_TTL: Duration = Duration::from_secs(3600);
+
+/// A [`RouterState::known_media`] cache.
+pub fn known_media() -> moka::sync::Cache<String, ()> {
+    moka::sync::Cache::builder()
+        .max_capacity(KNOWN_MEDIA_CAPACITY)
+        .time_to_idle(KNOWN_MEDIA_TTL)
+        .build()
+}
+
+/// The directory of the stream `key` belongs to for a viewer of `session`:
+/// the ancestor directory the session was minted for, else `key`'s own
+/// directory.
+fn stream_dir<'k>(key: &'k ObjectKey, session: Option<&Session>) -> &'k str {
+    let own = dir_of(key);
+    let Some(session) = session else { return own };
+    let mut dir = own;
+    loop {
+        if session::stream_id(dir) == session.stream {
+            return dir;
+        }
+        match dir.rsplit_once('/') {
+            Some((parent, _)) => dir = parent,
+            None if !dir.is_empty() => dir = "",
+            None => return own,
+        }
+    }
 }
 
 /// The router's HTTP app.
@@ -168,6 +211,40 @@ struct Placement<'a> {
 }
 
 impl RouterState {
+    /// Whether this router served a media playlist whose media lie under
+    /// `dir` or one of its ancestors (not the root).
+    fn serves_media_under(&self, dir: &str) -> bool {
+        let mut dir = dir;
+        while !dir.is_empty() {
+            if self.known_media.contains_key(dir) {
+                return true;
+            }
+            dir = dir.rsplit_once('/').map_or("", |(parent, _)| parent);
+        }
+        false
+    }
+
+    /// Remembers the media directory of a media playlist served.
+    fn remember_media(&self, playlist: &Playlist) {
+        let dir = playlist
+            .media_acl
+            .trim_start_matches('/')
+            .trim_end_matches('*')
+            .trim_end_matches('/');
+        if !dir.is_empty() && !self.known_media.contains_key(dir) {
+            self.known_media.insert(dir.to_owned(), ());
+        }
+    }
+
+    /// The session in `token`, if it is genuine, fresh and minted for the
+    /// stream `key` lies under (a session of another stream is ignored).
+    fn session(&self, token: Option<&str>, key: &ObjectKey, now_unix: u64) -> Option<Session> {
+        let session = self
+            .sessions
+            .decode(token?, now_unix, self.session_max_age.as_secs())?;
+        session.covers(key.as_str()).then_some(session)
+    }
+
     /// Chooses where `stream_key`'s media goes for a viewer stuck to `sticky`.
     fn place<'s>(&'s self, current: &'s Current, pick: &Pick<'_>) -> Result<Placement<'s>, Error> {
         match current.pick(pick, Instant::now()) {
@@ -192,11 +269,47 @@ impl RouterState {
         }
     }
 
-    /// The signed-URL query pair for media under `acl`, if signing is on.
-    fn media_query(&self, acl: &str, now_unix: u64) -> Option<String> {
+    /// The signed-URL query pair for media under `acl`, valid until
+    /// `expires_unix`, if signing is on.
+    fn media_query(&self, acl: &str, expires_unix: u64) -> Option<String> {
         let ring = self.signing.as_ref()?;
-        let expires = (now_unix / TOKEN_EXPIRY_STEP + 1) * TOKEN_EXPIRY_STEP + self.token_ttl.as_secs();
-        Some(format!("{}={}", token::TOKEN_PARAM, ring.sign(acl, expires)))
+        Some(format!("{}={}", token::TOKEN_PARAM, ring.sign(acl, expires_unix)))
+    }
+
+    /// The signed-URL query pair for the media of `playlist` (at `key`, for
+    /// a viewer of `session`'s stream), if signing is on. The ACL is the
+    /// playlist's, but never wider than its stream (the session's stream
+    /// directory, else the playlist's own directory): a root-relative URI
+    /// elsewhere does not widen the token to the whole origin. Live
+    /// playlists get [`LIVE_TOKEN_TTL`], ended ones the configured lifetime.
+    fn playlist_media_query(
+        &self,
+        playlist: &Playlist,
+        key: &ObjectKey,
+        session: Option<&Session>,
+        now_unix: u64,
+    ) -> Option<String> {
+        self.signing.as_ref()?;
+        let floor = stream_dir(key, session);
+        let acl = &playlist.media_acl;
+        let inside = acl
+            .strip_prefix('/')
+            .and_then(|a| a.strip_suffix('*'))
+            .is_some_and(|dir| {
+                floor.is_empty() || dir.starts_with(floor) && dir[floor.len()..].starts_with('/')
+            });
+        let acl = if inside {
+            acl.clone()
+        } else {
+            token::acl_for_stream(floor)
+        };
+        let ttl = if playlist.template.is_ended() {
+            self.token_ttl
+        } else {
+            self.token_ttl.min(LIVE_TOKEN_TTL)
+        };
+        let expires = (now_unix / TOKEN_EXPIRY_STEP + 1) * TOKEN_EXPIRY_STEP + ttl.as_secs();
+        self.media_query(&acl, expires)
     }
 }
 
@@ -219,15 +332,14 @@ async fn playlist(State(state): State<Arc<RouterState>>, request: Request) -> Re
     let (session_token, origin_query) = split_query(uri.query());
     let playlist = state.playlists.get(&key, &origin_query).await?;
     let now_unix = unix_now();
-    let session = session_token.and_then(|t| {
-        state
-            .sessions
-            .decode(t, now_unix, state.session_max_age.as_secs())
-    });
+    let session = state.session(session_token, &key, now_unix);
 
     let current = state.fleet.current();
     let is_master = playlist.template.kind() == PlaylistKind::Multivariant;
     let head = request.method() == Method::HEAD;
+    if !is_master {
+        state.remember_media(&playlist);
+    }
     // A media playlist names the session's edge for as long as the router
     // knows its URL, whatever its health: a listed segment keeps its URI,
     // and viewers move by switching pathway (docs/STEERING.md).
@@ -240,7 +352,8 @@ async fn playlist(State(state): State<Arc<RouterState>>, request: Request) -> Re
             base: edge.base_url.trim_end_matches('/'),
             edge: Some(&edge.id),
         };
-        return render(&state, &playlist, &placement, token, now_unix, head);
+        let signed = state.playlist_media_query(&playlist, &key, Some(s), now_unix);
+        return render(&state, &playlist, &placement, token, signed.as_deref(), head);
     }
     // A multivariant playlist places the viewer for the whole stream, counted
     // at its first variant's bandwidth; a media playlist without a usable
@@ -266,11 +379,18 @@ async fn playlist(State(state): State<Arc<RouterState>>, request: Request) -> Re
     };
     let placement = state.place(&current, &pick)?;
     let viewer_id = session.as_ref().map_or_else(rand::random::<u64>, |s| s.viewer_id);
+    // A new session is bound to the stream: the multivariant playlist's
+    // directory, or what the old session named for a media playlist.
+    let stream = match &session {
+        Some(s) if !is_master => s.stream,
+        _ => session::stream_id(dir_of(&key)),
+    };
     let session_of = |edge: &str| {
         state.sessions.encode(&Session {
             edge_id: edge.to_owned(),
             issued_unix: now_unix,
             viewer_id,
+            stream,
         })
     };
     let first = placement.edge.and_then(|id| current.selector.index_of(id));
@@ -303,6 +423,7 @@ async fn playlist(State(state): State<Arc<RouterState>>, request: Request) -> Re
         let ticket = state.sessions.encode_ticket(&SteeringTicket {
             issued_unix: now_unix,
             viewer_id,
+            stream,
             pathways: ids.clone(),
         });
         let origin = request_origin(&request);
@@ -313,7 +434,7 @@ async fn playlist(State(state): State<Arc<RouterState>>, request: Request) -> Re
         );
         let base = origin.and_then(|o| url::Url::parse(&format!("{o}{}", request.uri().path())).ok());
         let started = Instant::now();
-        let media_query = state.media_query(&playlist.media_acl, now_unix);
+        let media_query = state.playlist_media_query(&playlist, &key, session.as_ref(), now_unix);
         let mut body = Vec::new();
         playlist.template.render_pathways(
             placement.base,
@@ -327,7 +448,8 @@ async fn playlist(State(state): State<Arc<RouterState>>, request: Request) -> Re
         return Ok(playlist_response(&playlist, body, head));
     }
     let minted = session_of(placement.edge.unwrap_or_default());
-    render(&state, &playlist, &placement, &minted, now_unix, head)
+    let signed = state.playlist_media_query(&playlist, &key, session.as_ref(), now_unix);
+    render(&state, &playlist, &placement, &minted, signed.as_deref(), head)
 }
 
 /// `scheme://authority` the player reached this router at: the request's
@@ -387,7 +509,12 @@ async fn steering(State(state): State<Arc<RouterState>>, request: Request) -> Re
                 .sessions
                 .decode_ticket(t, unix_now(), state.session_max_age.as_secs())
         })
-        .ok_or_else(|| Error::BadInput("missing, forged or expired steering ticket (`s`)".into()))?;
+        .filter(|t| t.stream == session::stream_id(stream.as_str()))
+        .ok_or_else(|| {
+            Error::BadInput(
+                "missing, forged or expired steering ticket (`s`), or one of another stream".into(),
+            )
+        })?;
     let current_pathway = query.pathway.as_deref().filter(|id| session::valid_edge_id(id));
     let current = state.fleet.current();
     let assigned = current.assigned();
@@ -476,11 +603,7 @@ async fn explain(
     Query(query): Query<ExplainQuery>,
 ) -> Result<Response, Error> {
     let key = ObjectKey::from_request_path(&query.path).map_err(|e| Error::BadInput(e.to_string()))?;
-    let session = query.session.as_deref().and_then(|t| {
-        state
-            .sessions
-            .decode(t, unix_now(), state.session_max_age.as_secs())
-    });
+    let session = state.session(query.session.as_deref(), &key, unix_now());
     // Without the playlist at hand, a path of a multivariant playlist is
     // recognised by its name; anything else is placed per rendition.
     let is_master = key.file_name().eq_ignore_ascii_case("master.m3u8");
@@ -572,16 +695,15 @@ fn render(
     playlist: &Playlist,
     placement: &Placement<'_>,
     session_value: &str,
-    now_unix: u64,
+    signed: Option<&str>,
     head: bool,
 ) -> Result<Response, Error> {
     let started = Instant::now();
     let playlist_query = format!("{}={session_value}", session::SESSION_PARAM);
-    let signed = state.media_query(&playlist.media_acl, now_unix);
     // Redirect mode: media URIs on the router's `/r/`, with the session, so
     // each fetch is sent to the edge chosen then.
     let (edge_base, media_query) = match state.segment_urls {
-        SegmentUrls::Direct => (placement.base, signed.as_deref()),
+        SegmentUrls::Direct => (placement.base, signed),
         SegmentUrls::Redirect => ("/r", Some(playlist_query.as_str())),
     };
     let ctx = RenderContext {
@@ -622,13 +744,17 @@ async fn redirect(State(state): State<Arc<RouterState>>, request: Request) -> Re
     let path = request.uri().path().strip_prefix("/r").unwrap_or("/");
     let key = ObjectKey::from_request_path(path).map_err(|e| Error::BadInput(e.to_string()))?;
     let (session_token, _) = split_query(request.uri().query());
-    let session = session_token.and_then(|t| {
-        state
-            .sessions
-            .decode(t, unix_now(), state.session_max_age.as_secs())
-    });
-    let current = state.fleet.current();
+    let now_unix = unix_now();
+    let session = state.session(session_token, &key, now_unix);
     let stream = dir_of(&key);
+    // Only objects of a stream: one a session of this fleet was minted for,
+    // or one whose media playlist this router has served.
+    if stream.is_empty() || (session.is_none() && !state.serves_media_under(stream)) {
+        return Err(Error::UnknownStream(
+            "not an object of a stream this router serves (fetch its playlist first)".into(),
+        ));
+    }
+    let current = state.fleet.current();
     let pick = Pick {
         stream_key: stream,
         sticky: session.as_ref().map(|s| s.edge_id.as_str()),
@@ -636,13 +762,10 @@ async fn redirect(State(state): State<Arc<RouterState>>, request: Request) -> Re
         bandwidth_bps: 0,
     };
     let placement = state.place(&current, &pick)?;
-    let acl = if stream.is_empty() {
-        "/*".to_owned()
-    } else {
-        format!("/{stream}/*")
-    };
+    // The token covers the object's rendition directory, briefly.
+    let acl = token::acl_for_stream(stream);
     let mut location = format!("{}/{}", placement.base, encode_key(&key));
-    if let Some(query) = state.media_query(&acl, unix_now()) {
+    if let Some(query) = state.media_query(&acl, now_unix + REDIRECT_TOKEN_TTL.as_secs()) {
         location.push('?');
         location.push_str(&query);
     }

@@ -127,6 +127,7 @@ pub fn state(config: &config::Config, public_url: &str) -> anyhow::Result<http::
         segment_urls: config.segment_urls,
         pathways: config.pathways,
         steering_ttl: config.steering_ttl,
+        known_media: http::known_media(),
     })
 }
 

@@ -15,7 +15,7 @@ const FLEET_TOKEN: &str = "fleet-token-for-tests-0123";
 const SIGNING_KEY: &str = "k1:0123456789abcdef0123456789abcdef";
 
 struct Cluster {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     store_url: String,
     origin: Server,
     edges: Vec<(String, Server)>,
@@ -32,7 +32,7 @@ impl Cluster {
             .map(|i| (format!("edge-{i}"), Server::origin(&["--store", &store_url], &[])))
             .collect();
         Cluster {
-            _dir: dir,
+            dir,
             store_url,
             origin,
             edges,
@@ -89,6 +89,18 @@ async fn get_playlist(url: &url::Url) -> bytes::Bytes {
     r.bytes().await.expect("body")
 }
 
+/// The `s` of a variant URI.
+fn variant_uri_session(uri: &str) -> String {
+    url::Url::parse(uri)
+        .ok()
+        .and_then(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == "s")
+                .map(|(_, v)| v.into_owned())
+        })
+        .expect("a session on the variant URI")
+}
+
 #[tokio::test]
 async fn a_player_follows_master_variant_and_segments_onto_edges() {
     let cluster = Cluster::start(2);
@@ -133,6 +145,44 @@ async fn a_player_follows_master_variant_and_segments_onto_edges() {
             .all(|l| l.starts_with("https://cdn.example:8443/live/demo-1/")),
         "{proxied}"
     );
+
+    // A session and a steering ticket are bound to their stream.
+    let session = variant_uri_session(&master.variants[0].uri);
+    for (path, valid) in [
+        ("/live/demo-1/240p/index.m3u8", true),
+        ("/live/demo-1/480p/seg-3.ts", true),
+        ("/vod/demo/240p/index.m3u8", false),
+        ("/live/demo-2/240p/index.m3u8", false),
+    ] {
+        let mut explain = url::Url::parse(&router.url("/api/v1/explain")).expect("url");
+        explain
+            .query_pairs_mut()
+            .append_pair("path", path)
+            .append_pair("session", &session);
+        let answer: serde_json::Value = client()
+            .get(explain.as_str())
+            .send()
+            .await
+            .expect("explain")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(answer["session_valid"], valid, "{path}: {answer}");
+    }
+    let steering = proxied
+        .split("SERVER-URI=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a steering URI");
+    let ticket = steering.split("s=").nth(1).expect("a ticket");
+    for (stream, status) in [("live/demo-1", 200), ("vod/demo", 400), ("live/demo-2", 400)] {
+        let r = client()
+            .get(router.url(&format!("/steer/{stream}?s={ticket}")))
+            .send()
+            .await
+            .expect("steering");
+        assert_eq!(r.status().as_u16(), status, "{stream}");
+    }
 
     let variant_url = master_url.join(&master.variants[0].uri).expect("join");
     let media = get_playlist(&variant_url).await;
@@ -236,6 +286,27 @@ async fn vod_headers_redirects_and_refusals() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
+    // Only objects of a stream the router served a playlist of.
+    for unknown in [
+        "/r/x.ts",
+        "/r/vod/nothing/seg-0.ts",
+        "/r/live/demo-3/240p/seg-0.ts",
+    ] {
+        let r = no_redirects
+            .get(router.url(unknown))
+            .send()
+            .await
+            .expect("redirect");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{unknown}");
+    }
+    let vod = get_playlist(&url::Url::parse(&router.url("/vod/demo/240p/index.m3u8")).expect("url")).await;
+    let vod = String::from_utf8_lossy(&vod).into_owned();
+    let vod_token = vod
+        .lines()
+        .find(|l| l.starts_with("http"))
+        .expect("a segment")
+        .to_owned();
+    assert!(vod_token.contains("acl=/vod/demo/240p/*"), "{vod_token}");
     let r = no_redirects
         .get(router.url("/r/vod/demo/240p/seg-0.ts"))
         .send()
@@ -246,6 +317,22 @@ async fn vod_headers_redirects_and_refusals() {
     assert!(
         location.starts_with(&cluster.edges[0].1.url("/vod/demo/240p/seg-0.ts?hdnts=")),
         "{location}"
+    );
+    // The redirect's token covers the rendition, for two minutes.
+    assert!(location.contains("acl=/vod/demo/240p/*"), "{location}");
+    let exp: u64 = location
+        .split("exp=")
+        .nth(1)
+        .and_then(|rest| rest.split('~').next())
+        .and_then(|v| v.parse().ok())
+        .expect("exp");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    assert!(
+        exp <= now + 121,
+        "a redirect token lives two minutes: {exp} vs {now}"
     );
     let r = http.get(&location).send().await.expect("follow");
     assert_eq!(r.status(), StatusCode::OK);
@@ -388,4 +475,41 @@ async fn edge_gets(cluster: &Cluster) -> u64 {
         .await;
     }
     total as u64
+}
+
+#[tokio::test]
+async fn a_token_never_covers_more_than_the_stream() {
+    let cluster = Cluster::start(1);
+    let router = cluster.router(&[0], &[]);
+    // A live playlist with a root-relative URI outside its directory: its
+    // token used to be signed for `/*`, every object of the origin.
+    let dir = cluster.dir.path().join("live/odd/240p");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(
+        dir.join("index.m3u8"),
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\nseg-1.ts\n#EXTINF:2,\n/elsewhere/seg-2.ts\n",
+    )
+    .expect("playlist");
+    let body = common::text(router.url("/live/odd/240p/index.m3u8")).await;
+    let tokens: Vec<&str> = body.lines().filter(|l| l.starts_with("http")).collect();
+    assert_eq!(tokens.len(), 2, "{body}");
+    for uri in &tokens {
+        assert!(uri.contains("acl=/live/odd/240p/*"), "{uri}");
+    }
+    // A live token lives minutes, not hours (10 min + up to one 5 min step).
+    let exp: u64 = tokens[0]
+        .split("exp=")
+        .nth(1)
+        .and_then(|rest| rest.split('~').next())
+        .and_then(|v| v.parse().ok())
+        .expect("exp");
+    assert!(exp <= now_unix() + 900 + 1, "{exp}");
+    // The object outside the stream is not covered: an edge refuses it.
+    let ring = keyring();
+    let verify = |uri: &str| {
+        let parsed = url::Url::parse(uri).expect("url");
+        ring.verify_query(parsed.query().unwrap_or_default(), parsed.path(), now_unix())
+    };
+    assert!(verify(tokens[0]).is_ok(), "{}", tokens[0]);
+    assert!(verify(tokens[1]).is_err(), "{}", tokens[1]);
 }

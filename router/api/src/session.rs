@@ -11,16 +11,20 @@
 //! URL-safe base64 without padding of `payload ‖ tag`:
 //!
 //! ```text
-//! payload = version (1 byte, = 1)
+//! payload = version (1 byte, = 3)
 //!         ‖ issued_unix (8 bytes, big endian)
 //!         ‖ viewer_id   (8 bytes, big endian)
+//!         ‖ stream      (8 bytes: [`stream_id`] of the stream it was minted for)
 //!         ‖ edge_id     (1 to 64 bytes of [A-Za-z0-9._-])
 //! tag     = first 16 bytes of HMAC-SHA256(secret, "hlscdn-session\0" ‖ payload)
 //! ```
 //!
 //! A token that is forged, malformed, older than the caller's maximum age or
 //! issued in the future (beyond [`MAX_CLOCK_SKEW_SECS`]) decodes to `None`:
-//! that is not an error, the viewer simply gets a fresh assignment.
+//! that is not an error, the viewer simply gets a fresh assignment. A
+//! session is bound to the stream it was minted for: [`Session::covers`]
+//! tells whether a requested object lies under that stream, and a router
+//! ignores a session used for another stream.
 //!
 //! # Steering tickets
 //!
@@ -54,9 +58,9 @@ pub const MIN_SECRET_LEN: usize = 16;
 /// Most pathways a steering ticket names.
 pub const MAX_PATHWAYS: usize = 4;
 
-const VERSION: u8 = 1;
-const TICKET_VERSION: u8 = 2;
-const HEADER_LEN: usize = 1 + 8 + 8;
+const VERSION: u8 = 3;
+const TICKET_VERSION: u8 = 4;
+const HEADER_LEN: usize = 1 + 8 + 8 + 8;
 const TAG_LEN: usize = 16;
 const DOMAIN: &[u8] = b"hlscdn-session\0";
 const TICKET_DOMAIN: &[u8] = b"hlscdn-steering\0";
@@ -76,6 +80,44 @@ pub struct Session {
     pub issued_unix: u64,
     /// A random id for the viewer, drawn by the caller.
     pub viewer_id: u64,
+    /// The stream it was minted for, as [`stream_id`].
+    pub stream: u64,
+}
+
+impl Session {
+    /// Whether the object or playlist at `key` (no leading `/`) lies under
+    /// the session's stream: the stream is the directory of `key` or one
+    /// of its ancestors.
+    pub fn covers(&self, key: &str) -> bool {
+        covers(self.stream, key)
+    }
+}
+
+/// The 64-bit id of a stream directory (e.g. `live/demo-1`, no slashes at
+/// the ends; `""` for the root): the first 8 bytes of SHA-256 over
+/// `"hlscdn-stream\0"` and the path. The same on every router.
+pub fn stream_id(stream: &str) -> u64 {
+    use sha2::Digest as _;
+    let mut hash = Sha256::new();
+    hash.update(b"hlscdn-stream\0");
+    hash.update(stream.trim_matches('/').as_bytes());
+    let digest = hash.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
+}
+
+fn covers(stream: u64, key: &str) -> bool {
+    let mut dir = key.trim_start_matches('/');
+    loop {
+        dir = dir.rsplit_once('/').map_or("", |(d, _)| d);
+        if stream_id(dir) == stream {
+            return true;
+        }
+        if dir.is_empty() {
+            return false;
+        }
+    }
 }
 
 /// What a steering ticket says: the viewer, and the pathways its
@@ -87,6 +129,8 @@ pub struct SteeringTicket {
     pub issued_unix: u64,
     /// The viewer, as in its sessions.
     pub viewer_id: u64,
+    /// The stream, as [`stream_id`] of the multivariant playlist's directory.
+    pub stream: u64,
     /// Pathway ids (edge ids), the first being the one the viewer started on.
     pub pathways: Vec<String>,
 }
@@ -98,6 +142,7 @@ impl SteeringTicket {
             edge_id: edge_id.to_owned(),
             issued_unix: self.issued_unix,
             viewer_id: self.viewer_id,
+            stream: self.stream,
         }
     }
 }
@@ -116,6 +161,7 @@ pub struct SessionKey {
 struct Opened<'a> {
     issued_unix: u64,
     viewer_id: u64,
+    stream: u64,
     field: &'a str,
 }
 
@@ -143,6 +189,7 @@ impl SessionKey {
             VERSION,
             session.issued_unix,
             session.viewer_id,
+            session.stream,
             &[session.edge_id.as_str()],
         )
     }
@@ -158,6 +205,7 @@ impl SessionKey {
             edge_id: edge_id.to_owned(),
             issued_unix: opened.issued_unix,
             viewer_id: opened.viewer_id,
+            stream: opened.stream,
         })
     }
 
@@ -170,6 +218,7 @@ impl SessionKey {
             TICKET_VERSION,
             ticket.issued_unix,
             ticket.viewer_id,
+            ticket.stream,
             &ids,
         )
     }
@@ -185,18 +234,20 @@ impl SessionKey {
         Some(SteeringTicket {
             issued_unix: opened.issued_unix,
             viewer_id: opened.viewer_id,
+            stream: opened.stream,
             pathways,
         })
     }
 }
 
-/// `version ‖ issued ‖ viewer ‖ ids joined by ','` with its tag, base64.
-fn seal(mac: &HmacSha256, version: u8, issued_unix: u64, viewer_id: u64, ids: &[&str]) -> String {
+/// `version ‖ issued ‖ viewer ‖ stream ‖ ids joined by ','` with its tag, base64.
+fn seal(mac: &HmacSha256, version: u8, issued_unix: u64, viewer_id: u64, stream: u64, ids: &[&str]) -> String {
     let field_len = ids.iter().map(|id| id.len() + 1).sum::<usize>();
     let mut bytes = Vec::with_capacity(HEADER_LEN + field_len + TAG_LEN);
     bytes.push(version);
     bytes.extend_from_slice(&issued_unix.to_be_bytes());
     bytes.extend_from_slice(&viewer_id.to_be_bytes());
+    bytes.extend_from_slice(&stream.to_be_bytes());
     for (i, id) in ids.iter().enumerate() {
         if i > 0 {
             bytes.push(b',');
@@ -239,6 +290,7 @@ fn open<'b>(
     }
     let issued_unix = u64::from_be_bytes(header[1..9].try_into().ok()?);
     let viewer_id = u64::from_be_bytes(header[9..17].try_into().ok()?);
+    let stream = u64::from_be_bytes(header[17..25].try_into().ok()?);
     if issued_unix > now_unix.saturating_add(MAX_CLOCK_SKEW_SECS)
         || now_unix.saturating_sub(issued_unix) > max_age_secs
     {
@@ -247,6 +299,7 @@ fn open<'b>(
     Some(Opened {
         issued_unix,
         viewer_id,
+        stream,
         field: std::str::from_utf8(field).ok()?,
     })
 }
@@ -286,13 +339,14 @@ mod tests {
             edge_id: edge.into(),
             issued_unix: NOW,
             viewer_id: 0xdead_beef_f00d,
+            stream: stream_id("live/demo-1"),
         }
     }
 
     #[test]
     fn compact_and_url_safe() {
         let t = key().encode(&session("edge-1"));
-        assert_eq!(t.len(), ((17 + 6 + 16usize) * 4).div_ceil(3), "{t}");
+        assert_eq!(t.len(), ((25 + 6 + 16usize) * 4).div_ceil(3), "{t}");
         assert!(
             t.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
@@ -311,8 +365,9 @@ mod tests {
             edge_id: "edge-1".into(),
             issued_unix: NOW,
             viewer_id: 0x0123_4567_89ab_cdef,
+            stream: stream_id("live/demo-1"),
         };
-        let t = "AQAAAABpVbkAASNFZ4mrze9lZGdlLTECwQ4NmzG_NAqf2ctS5ssg";
+        let t = "AwAAAABpVbkAASNFZ4mrze-9AcEyZ79YlWVkZ2UtMbVk0p2WrNj-R84PxLpmukg";
         assert_eq!(k.encode(&s), t);
         assert_eq!(k.decode(t, NOW, DAY), Some(s));
     }
@@ -374,6 +429,7 @@ mod tests {
         let ticket = SteeringTicket {
             issued_unix: NOW,
             viewer_id: 7,
+            stream: stream_id("live/demo-1"),
             pathways: vec!["edge-2".into(), "edge-1".into(), "edge-3".into()],
         };
         let t = k.encode_ticket(&ticket);
@@ -410,11 +466,26 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_session_covers_its_stream_only() {
+        let s = session("edge-1");
+        assert!(s.covers("live/demo-1/240p/index.m3u8"));
+        assert!(s.covers("/live/demo-1/240p/seg-1.ts"));
+        assert!(s.covers("live/demo-1/master.m3u8"));
+        assert!(!s.covers("live/demo-2/240p/index.m3u8"));
+        assert!(!s.covers("live/demo-10/240p/index.m3u8"));
+        assert!(!s.covers("vod/demo/240p/index.m3u8"));
+        assert!(!s.covers("live/seg.ts"), "a parent is not the stream");
+        let root = Session { stream: stream_id(""), ..s };
+        assert!(root.covers("anything/at/all.ts"));
+        assert_eq!(stream_id("/live/demo-1/"), stream_id("live/demo-1"));
+    }
+
     proptest! {
         #[test]
         fn roundtrip(edge in "[A-Za-z0-9._-]{1,64}", viewer in any::<u64>(), issued in 0u64..u64::MAX / 2, age in 0u64..DAY) {
             let k = key();
-            let s = Session { edge_id: edge, issued_unix: issued, viewer_id: viewer };
+            let s = Session { edge_id: edge, issued_unix: issued, viewer_id: viewer, stream: stream_id("vod/x") };
             let t = k.encode(&s);
             prop_assert_eq!(k.decode(&t, issued + age, DAY), Some(s));
         }
@@ -427,7 +498,7 @@ mod tests {
             byte in any::<u8>(),
         ) {
             let k = key();
-            let t = k.encode(&Session { edge_id: edge, issued_unix: NOW, viewer_id: viewer });
+            let t = k.encode(&Session { edge_id: edge, issued_unix: NOW, viewer_id: viewer, stream: 7 });
             // Tamper with the encoded text...
             let mut text = t.clone().into_bytes();
             let i = at.index(text.len());
