@@ -63,21 +63,22 @@ impl Current {
             .collect()
     }
 
-    /// Places a viewer; counts a new assignment at `bandwidth_bps`.
+    /// The edge `request` goes to now. Counts nothing: a viewer is counted
+    /// once, when its session's first media playlist is asked for
+    /// ([`Current::count`]), so that playlist fetches alone cannot forge load.
     pub fn pick(&self, request: &Pick<'_>, now: Instant) -> Choice {
-        let assigned = self.assigned();
-        let choice = self.selector.pick(request, now, &assigned);
-        if let Choice::Edge { index, .. } = choice
-            && choice.is_new_assignment()
-        {
-            if let Some(counter) = self.assigned_bps.get(index) {
-                counter.fetch_add(request.bandwidth_bps, Ordering::Relaxed);
-            }
-            if let Some(counter) = self.viewers.get(index) {
-                counter.fetch_add(1, Ordering::Relaxed);
-            }
+        self.selector.pick(request, now, &self.assigned())
+    }
+
+    /// Counts a viewer placed on edge `index` at `bandwidth_bps`, until
+    /// that edge's next ad (whose load then includes it).
+    pub fn count(&self, index: usize, bandwidth_bps: u64) {
+        if let Some(counter) = self.assigned_bps.get(index) {
+            counter.fetch_add(bandwidth_bps, Ordering::Relaxed);
         }
-        choice
+        if let Some(counter) = self.viewers.get(index) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -453,8 +454,8 @@ impl Fleet {
         !transitions.is_empty()
     }
 
-    /// Fleet utilization over fresh, ready, eligible edges, and the desired edge count.
-    fn observe_scale(&self, now: Instant) -> Scale {
+    /// Fresh, ready, eligible edges, and their utilization.
+    fn measure_scale(&self, now: Instant) -> (u32, f64) {
         let current = self.current.load();
         let (mut edges, mut used, mut capacity) = (0u32, 0f64, 0f64);
         for (i, edge) in current.selector.edges().iter().enumerate() {
@@ -463,18 +464,34 @@ impl Fleet {
                 && edge.state == router_api::fleet::EdgeState::Ready
             {
                 edges += 1;
+                // This router's own estimate since the edge's last ad counts
+                // at most as much as the edge measured itself: requests alone
+                // cannot scale the fleet.
                 let assigned = current
                     .assigned_bps
                     .get(i)
-                    .map_or(0, |a| a.load(Ordering::Relaxed));
+                    .map_or(0, |a| a.load(Ordering::Relaxed))
+                    .min(edge.load_bps);
                 used += (edge.load_bps + assigned) as f64;
                 capacity += edge.capacity_bps as f64;
             }
         }
         let utilization = if capacity > 0.0 { used / capacity } else { 0.0 };
+        (edges, utilization)
+    }
+
+    /// Records the fleet's utilization in the scaler (housekeeping does, every round).
+    fn observe_scale(&self, now: Instant) -> Scale {
+        let (edges, utilization) = self.measure_scale(now);
         let scale = lock(&self.scaler).observe(edges, utilization, now);
         metrics::scale(&scale);
         scale
+    }
+
+    /// What `GET /api/v1/scale` answers: the scaler's answer now, changing nothing.
+    pub fn scale_now(&self, now: Instant) -> Scale {
+        let (edges, utilization) = self.measure_scale(now);
+        lock(&self.scaler).preview(edges, utilization, now)
     }
 
     /// The fleet as `GET /api/v1/edges` shows it.
@@ -799,7 +816,7 @@ async fn link_lost(State(fleet): State<Arc<Fleet>>, request: Request) -> Respons
 }
 
 async fn scale(State(fleet): State<Arc<Fleet>>) -> Response {
-    axum::Json(fleet.observe_scale(Instant::now())).into_response()
+    axum::Json(fleet.scale_now(Instant::now())).into_response()
 }
 
 async fn list_edges(State(fleet): State<Arc<Fleet>>) -> Response {

@@ -73,6 +73,21 @@ pub struct RouterState {
     /// lately (their signing ACL, without `/` and `*`): what `/r/` serves
     /// to a client without a session.
     pub known_media: moka::sync::Cache<String, ()>,
+    /// (viewer, edge) pairs counted toward an edge's load lately.
+    pub counted: moka::sync::Cache<(u64, u64), ()>,
+}
+
+/// How many viewers [`RouterState::counted`] remembers.
+pub const COUNTED_CAPACITY: u64 = 500_000;
+/// How long a viewer that stopped asking stays counted.
+pub const COUNTED_IDLE: Duration = Duration::from_secs(60);
+
+/// A [`RouterState::counted`] cache.
+pub fn counted() -> moka::sync::Cache<(u64, u64), ()> {
+    moka::sync::Cache::builder()
+        .max_capacity(COUNTED_CAPACITY)
+        .time_to_idle(COUNTED_IDLE)
+        .build()
 }
 
 /// How many media directories [`RouterState::known_media`] remembers.
@@ -224,6 +239,21 @@ impl RouterState {
         false
     }
 
+    /// Whether this is the first media playlist request of the viewer of
+    /// `session` on its edge that this router sees lately: a viewer counts
+    /// toward its edge's load once, not once per playlist fetch.
+    fn first_request_of(&self, session: &Session) -> bool {
+        let key = (
+            session.viewer_id,
+            crate::select::hash::stable_hash(session.edge_id.as_bytes()),
+        );
+        if self.counted.contains_key(&key) {
+            return false;
+        }
+        self.counted.insert(key, ());
+        true
+    }
+
     /// Remembers the media directory of a media playlist served.
     fn remember_media(&self, playlist: &Playlist) {
         let dir = playlist
@@ -348,6 +378,9 @@ async fn playlist(State(state): State<Arc<RouterState>>, request: Request) -> Re
         && let Some(index) = current.selector.index_of(&s.edge_id)
     {
         let edge = &current.selector.edges()[index];
+        if !head && state.first_request_of(s) {
+            current.count(index, state.playlists.bandwidth_of(&key));
+        }
         let placement = Placement {
             base: edge.base_url.trim_end_matches('/'),
             edge: Some(&edge.id),

@@ -128,6 +128,7 @@ pub fn state(config: &config::Config, public_url: &str) -> anyhow::Result<http::
         pathways: config.pathways,
         steering_ttl: config.steering_ttl,
         known_media: http::known_media(),
+        counted: http::counted(),
     })
 }
 

@@ -70,6 +70,12 @@ impl Scaler {
         }
     }
 
+    /// What [`Scaler::observe`] would answer, without remembering it (for
+    /// readers: only the router's own rounds move the scaler).
+    pub fn preview(&self, edges: u32, utilization: f64, now: Instant) -> Scale {
+        self.clone().observe(edges, utilization, now)
+    }
+
     /// The desired edge count for `edges` fresh ready edges at `utilization`.
     pub fn observe(&mut self, edges: u32, utilization: f64, now: Instant) -> Scale {
         let p = self.policy;
@@ -111,6 +117,21 @@ impl Scaler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_preview_changes_nothing() {
+        let t0 = Instant::now();
+        let mut s = Scaler::new(ScalePolicy::default());
+        assert_eq!(s.observe(3, 0.3, t0).desired_edges, 2);
+        assert_eq!(s.preview(3, 0.9, t0).desired_edges, 5);
+        assert_eq!(
+            s.preview(3, 0.3, t0).desired_edges,
+            2,
+            "the preview was not remembered"
+        );
+        // A fall still waits for the cool-down from the last real change.
+        assert_eq!(s.preview(3, 0.0, t0 + Duration::from_secs(1)).desired_edges, 2);
+    }
 
     #[test]
     fn up_at_once_down_after_cooldown() {

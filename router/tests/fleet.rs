@@ -634,3 +634,83 @@ async fn viewers_get_edges_of_their_group() {
         .expect("text");
     assert!(body.contains("http://127.0.0.1:9/eu1/vod/demo/360p/"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn playlist_fetches_alone_cannot_forge_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = url::Url::from_directory_path(dir.path().join("store"))
+        .expect("url")
+        .to_string();
+    let origin = Server::origin(&["--store", &store, "--publish-demo"], &[]);
+    let router = router_before(
+        &origin,
+        dir.path(),
+        "[autoscale]\nmin_edges = 1\nmax_edges = 10\n\n\
+         [[edges]]\nid = \"e1\"\nurl = \"http://127.0.0.1:9\"\ncapacity_bps = 10_000_000\n\n\
+         [[edges]]\nid = \"e2\"\nurl = \"http://127.0.0.1:9\"\ncapacity_bps = 10_000_000\n",
+    );
+    let scale = || async {
+        client()
+            .get(router.url("/api/v1/scale"))
+            .send()
+            .await
+            .expect("scale")
+            .json::<Value>()
+            .await
+            .expect("json")
+    };
+    let counted = || async {
+        let view = edges(&router).await;
+        view.edges
+            .iter()
+            .map(|e| (e.assigned_bps, e.viewers_assigned))
+            .fold((0, 0), |(a, v), (ea, ev)| (a + ea, v + ev))
+    };
+    let before = scale().await;
+    assert_eq!(before["desired_edges"], 1, "{before}");
+
+    // 3 000 bare multivariant fetches, GET and HEAD, and bare media
+    // playlist fetches: nobody watches, nothing counts. (Each master used
+    // to add its first variant's 276 kbit/s: 20 Mbit/s of edges looked
+    // 41 times full.)
+    let started = Instant::now();
+    let paths = ["/live/demo-1/master.m3u8", "/live/demo-2/240p/index.m3u8"];
+    futures::future::join_all((0..32).map(|worker| {
+        let router = &router;
+        async move {
+            for i in (worker..3000).step_by(32) {
+                let url = router.url(paths[i % 2]);
+                let request = if i % 3 == 0 {
+                    client().head(&url)
+                } else {
+                    client().get(&url)
+                };
+                let status = request.send().await.expect("playlist").status();
+                assert_eq!(status, 200);
+            }
+        }
+    }))
+    .await;
+    eprintln!("3000 bare playlist fetches in {:?}", started.elapsed());
+    let after = scale().await;
+    let again = scale().await;
+    eprintln!("scale before {before}, after {after}");
+    assert_eq!(after["desired_edges"], 1, "{after}");
+    assert_eq!(after["utilization"], 0.0, "{after}");
+    assert_eq!(after, again, "reading the scale changes nothing");
+    assert_eq!(counted().await, (0, 0), "no viewer counted");
+
+    // A real viewer counts once, at its rendition's bitrate, however often
+    // it reloads; HEADs of its playlist count nothing.
+    let master = common::text(router.url("/live/demo-1/master.m3u8")).await;
+    let media = master
+        .lines()
+        .find(|l| l.contains("/480p/index.m3u8?s="))
+        .expect("a 480p variant")
+        .to_owned();
+    for _ in 0..5 {
+        assert_eq!(client().head(&media).send().await.expect("head").status(), 200);
+        assert_eq!(client().get(&media).send().await.expect("get").status(), 200);
+    }
+    assert_eq!(counted().await, (775_000, 1), "one viewer at 480p's BANDWIDTH");
+}
