@@ -168,19 +168,21 @@ async fn autoscaler_adds_an_edge_under_load_and_drains_it_after() {
         demo.text()
     );
 
-    // New viewers land on it: their playlists point at its port.
+    // New viewers land on it: the first pathway of their master points at
+    // its port, and the viewer counts there once it fetches that playlist.
     let added_host = format!("127.0.0.1:{added_port}");
     let placed = eventually(
         "a new viewer placed on edge-4",
         Duration::from_secs(20),
         || async {
             for stream in ["live/demo-1", "live/demo-2", "live/demo-3", "vod/demo"] {
-                for rendition in ["240p", "360p", "480p"] {
-                    let url = format!("{router}/{stream}/{rendition}/index.m3u8");
-                    let text = client.get(&url).send().await.ok()?.text().await.ok()?;
-                    if segments(&text).iter().any(|s| s.contains(&added_host)) {
-                        return Some(url);
-                    }
+                let master_url = format!("{router}/{stream}/master.m3u8");
+                let master = client.get(&master_url).send().await.ok()?.text().await.ok()?;
+                let variant = master.lines().find(|l| !l.is_empty() && !l.starts_with('#'))?;
+                let url = reqwest::Url::parse(&master_url).ok()?.join(variant).ok()?;
+                let text = client.get(url.as_str()).send().await.ok()?.text().await.ok()?;
+                if segments(&text).iter().any(|s| s.contains(&added_host)) {
+                    return Some(url.to_string());
                 }
             }
             None
