@@ -104,6 +104,16 @@ async fn odd_targets_traversal_and_big_heads_get_4xx() {
     }
     assert!(seen.lock().expect("lock").is_empty(), "another host was asked");
 
+    // Only GET and HEAD: every other method, real or made up, is 405.
+    for method in ["TRACE", "PUT", "DELETE", "POST", "PATCH", "FOO"] {
+        for target in ["/", "/player", "/api/overview", "/nothing-here"] {
+            let request = format!(
+                "{method} {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            assert_eq!(raw::status(a, &request).await, 405, "{method} {target}");
+        }
+    }
+
     // Oversized heads.
     let big = format!(
         "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {}\r\n\r\n",

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -172,7 +172,15 @@ pub fn app(watcher: Arc<Watcher>) -> Router {
         .with_state(watcher)
 }
 
-async fn asset(uri: Uri) -> Response {
+async fn asset(method: Method, uri: Uri) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, HeaderValue::from_static("GET, HEAD"))],
+            "method not allowed\n",
+        )
+            .into_response();
+    }
     match assets::find(uri.path()) {
         Some(asset) => (
             [
