@@ -176,8 +176,8 @@ fn route_label(path: &str) -> &'static str {
     }
 }
 
-/// Splits a request query into the session token and the query passed on to
-/// the origin (every other parameter, in order, as sent).
+/// Splits a request query into the session token and the rest, in order, as
+/// sent (of which `Playlists::get` passes only the `_HLS_*` directives on).
 fn split_query(query: Option<&str>) -> (Option<&str>, String) {
     let mut session = None;
     let mut rest = String::new();

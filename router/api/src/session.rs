@@ -241,7 +241,14 @@ impl SessionKey {
 }
 
 /// `version ‖ issued ‖ viewer ‖ stream ‖ ids joined by ','` with its tag, base64.
-fn seal(mac: &HmacSha256, version: u8, issued_unix: u64, viewer_id: u64, stream: u64, ids: &[&str]) -> String {
+fn seal(
+    mac: &HmacSha256,
+    version: u8,
+    issued_unix: u64,
+    viewer_id: u64,
+    stream: u64,
+    ids: &[&str],
+) -> String {
     let field_len = ids.iter().map(|id| id.len() + 1).sum::<usize>();
     let mut bytes = Vec::with_capacity(HEADER_LEN + field_len + TAG_LEN);
     bytes.push(version);
@@ -476,7 +483,10 @@ mod tests {
         assert!(!s.covers("live/demo-10/240p/index.m3u8"));
         assert!(!s.covers("vod/demo/240p/index.m3u8"));
         assert!(!s.covers("live/seg.ts"), "a parent is not the stream");
-        let root = Session { stream: stream_id(""), ..s };
+        let root = Session {
+            stream: stream_id(""),
+            ..s
+        };
         assert!(root.covers("anything/at/all.ts"));
         assert_eq!(stream_id("/live/demo-1/"), stream_id("live/demo-1"));
     }
