@@ -4,7 +4,11 @@
 //! - Entries live in a moka cache weighted by bytes, with LRU eviction (live
 //!   HLS is about recency: a new segment must get in even when the cache is
 //!   full of yesterday's popular ones) and a lifetime per entry: none for
-//!   segments, `playlist_ttl` for playlists, `not_found_ttl` for origin 404s.
+//!   segments, `playlist_ttl` for playlists. Origin 404s are not stored: a
+//!   404 answers only the requests that arrived before the lookup that found
+//!   it was opened, later ones ask again (collapsed), and lookups that find
+//!   nothing are limited by a global budget ([`crate::misses`]), so that a
+//!   live segment asked for before it exists is served as soon as it does.
 //! - A miss creates a [`Fill`] in the in-flight table and starts one origin
 //!   fetch in its own task (a viewer hanging up does not stop it). Every
 //!   request for the same key that arrives meanwhile joins that fill. A fill
@@ -23,7 +27,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -40,6 +44,7 @@ use origin_store::path::ObjectKey;
 use tokio::sync::watch;
 
 use crate::metrics::{self, Counters};
+use crate::misses::{self, Budget};
 use crate::streams::Streams;
 use crate::{Error, Result};
 
@@ -87,8 +92,6 @@ impl std::fmt::Debug for Object {
 pub enum Cached {
     /// A complete object.
     Object(Arc<Object>),
-    /// The origin answered 404 (kept `not_found_ttl`).
-    NotFound,
     /// Larger than the cacheable limit: stream through.
     TooLarge,
 }
@@ -114,13 +117,22 @@ pub struct FillState {
 #[derive(Debug)]
 pub struct Fill {
     state: watch::Sender<FillState>,
+    /// When it was opened, on the cache's request counter.
+    opened: u64,
 }
 
 impl Fill {
-    fn new() -> Self {
+    fn new(opened: u64) -> Self {
         Fill {
             state: watch::channel(FillState::default()).0,
+            opened,
         }
+    }
+
+    /// Whether it has ended without an object (it is about to leave the
+    /// in-flight table; a new request must not join it).
+    fn failed(&self) -> bool {
+        matches!(self.state.borrow().done, Some(Err(_)))
     }
 
     fn set_head(&self, head: Head) {
@@ -139,7 +151,6 @@ impl Fill {
                         size: Some(o.body.len() as u64),
                         etag: o.etag.clone(),
                     })),
-                    Ok(Cached::NotFound) => Err(Error::NotFound),
                     Ok(Cached::TooLarge) => Err(Error::Internal("too large".into())),
                     Err(e) => Err(e.clone()),
                 });
@@ -250,6 +261,9 @@ pub enum Lookup {
         /// Whether this request started it.
         leader: bool,
     },
+    /// Not held, and the budget of origin lookups is spent: answer 503
+    /// without asking the origin.
+    OverBudget,
 }
 
 /// What to fetch on a miss.
@@ -272,23 +286,20 @@ pub struct Settings {
     pub capacity_bytes: u64,
     /// Largest cacheable object.
     pub max_object_bytes: u64,
-    /// Lifetime of a cached 404 (zero: not cached).
-    pub not_found_ttl: Duration,
+    /// Origin lookups that find nothing, per second (and in a burst).
+    pub miss_lookups_per_sec: u32,
     /// Lifetime of a cached playlist (zero: not cached).
     pub playlist_ttl: Duration,
     /// Origin timeout: response head, and between body chunks.
     pub origin_timeout: Duration,
 }
 
-struct Lifetimes {
-    not_found: Duration,
-}
+struct Lifetimes;
 
 impl Lifetimes {
     fn of(&self, value: &Cached) -> Option<Duration> {
         match value {
             Cached::Object(o) => o.ttl,
-            Cached::NotFound => Some(self.not_found),
             Cached::TooLarge => Some(TOO_LARGE_TTL),
         }
     }
@@ -318,7 +329,7 @@ impl Expiry<String, Cached> for Lifetimes {
 fn weight(key: &str, value: &Cached) -> u32 {
     let body = match value {
         Cached::Object(o) => o.body.len(),
-        Cached::NotFound | Cached::TooLarge => 0,
+        Cached::TooLarge => 0,
     };
     u32::try_from(body + key.len() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
 }
@@ -326,6 +337,10 @@ fn weight(key: &str, value: &Cached) -> u32 {
 struct Inner {
     entries: moka::future::Cache<String, Cached>,
     inflight: Mutex<HashMap<String, Arc<Fill>>>,
+    /// Request counter: arrivals and fill openings, in order.
+    seq: AtomicU64,
+    budget: Mutex<Budget>,
+    counters: Arc<Counters>,
     origin: OriginClient,
     settings: Settings,
     streams: Arc<Streams>,
@@ -358,12 +373,13 @@ impl Cache {
             .max_capacity(settings.capacity_bytes)
             .weigher(|key: &String, value: &Cached| weight(key, value))
             .eviction_policy(EvictionPolicy::lru())
-            .expire_after(Lifetimes {
-                not_found: settings.not_found_ttl,
-            })
-            .eviction_listener(move |_key, _value, cause| {
-                if cause == RemovalCause::Size {
-                    Counters::add(&counters.evictions, 1);
+            .expire_after(Lifetimes)
+            .eviction_listener({
+                let counters = counters.clone();
+                move |_key, _value, cause| {
+                    if cause == RemovalCause::Size {
+                        Counters::add(&counters.evictions, 1);
+                    }
                 }
             })
             .build();
@@ -371,6 +387,9 @@ impl Cache {
             inner: Arc::new(Inner {
                 entries,
                 inflight: Mutex::new(HashMap::new()),
+                seq: AtomicU64::new(0),
+                budget: Mutex::new(Budget::new(settings.miss_lookups_per_sec)),
+                counters,
                 origin,
                 settings,
                 streams,
@@ -409,37 +428,69 @@ impl Cache {
     }
 
     /// Finds `cache_key`: a stored entry, or a fetch to wait on (started
-    /// with `spec()` if none is in progress).
+    /// with `spec()` if none is in progress and the budget allows one).
+    ///
+    /// A request that joins a fetch opened before it arrived waits for the
+    /// origin's answer here: if it is 404, that answer may be older than the
+    /// object (a live segment published meanwhile), so the request looks
+    /// again, joining or opening a newer fetch ([`misses::not_found_answers`]).
     pub async fn lookup(&self, cache_key: &str, spec: impl FnOnce() -> FetchSpec) -> Lookup {
         enum Found {
             Joined(Arc<Fill>),
             Started(Arc<Fill>),
+            OverBudget,
         }
+        let inner = &self.inner;
+        let arrived = inner.seq.fetch_add(1, Ordering::SeqCst);
         let mut attempts = 0;
-        let found = loop {
-            if let Some(hit) = self.inner.entries.get(cache_key).await {
+        loop {
+            if let Some(hit) = inner.entries.get(cache_key).await {
                 return Lookup::Hit(hit);
             }
-            let mut inflight = self.inner.inflight.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(fill) = inflight.get(cache_key) {
-                break Found::Joined(fill.clone());
-            }
-            attempts += 1;
-            // Stored between the two looks (its fill already gone): look again.
-            if attempts <= LOOKUP_RETRIES && self.inner.entries.contains_key(cache_key) {
-                drop(inflight);
-                continue;
-            }
-            let fill = Arc::new(Fill::new());
-            inflight.insert(cache_key.to_owned(), fill.clone());
-            break Found::Started(fill);
-        };
-        match found {
-            Found::Joined(fill) => Lookup::Miss { fill, leader: false },
-            Found::Started(fill) => {
-                let inner = self.inner.clone();
-                tokio::spawn(inner.run_fill(fill.clone(), cache_key.to_owned(), spec()));
-                Lookup::Miss { fill, leader: true }
+            let found = {
+                let mut inflight = inner.inflight.lock().unwrap_or_else(PoisonError::into_inner);
+                match inflight.get(cache_key) {
+                    // A fill that already failed is leaving the table: open a new one.
+                    Some(fill) if !fill.failed() => Found::Joined(fill.clone()),
+                    _ => {
+                        attempts += 1;
+                        // Stored between the two looks (its fill already gone): look again.
+                        if attempts <= LOOKUP_RETRIES && inner.entries.contains_key(cache_key) {
+                            continue;
+                        }
+                        let allowed = inner
+                            .budget
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .try_take(Instant::now());
+                        if allowed {
+                            let fill = Arc::new(Fill::new(inner.seq.fetch_add(1, Ordering::SeqCst)));
+                            inflight.insert(cache_key.to_owned(), fill.clone());
+                            Found::Started(fill)
+                        } else {
+                            Found::OverBudget
+                        }
+                    }
+                }
+            };
+            match found {
+                Found::OverBudget => {
+                    Counters::add(&inner.counters.over_budget, 1);
+                    return Lookup::OverBudget;
+                }
+                Found::Started(fill) => {
+                    tokio::spawn(inner.clone().run_fill(fill.clone(), cache_key.to_owned(), spec()));
+                    return Lookup::Miss { fill, leader: true };
+                }
+                Found::Joined(fill) => {
+                    if misses::not_found_answers(fill.opened, arrived)
+                        || !matches!(fill.head().await, Err(Error::NotFound))
+                    {
+                        return Lookup::Miss { fill, leader: false };
+                    }
+                    // Opened before this request and found nothing: ask again.
+                    Counters::add(&inner.counters.revalidated, 1);
+                }
             }
         }
     }
@@ -476,7 +527,6 @@ impl Inner {
             Ok(Cached::Object(o)) if o.ttl.is_none_or(|ttl| !ttl.is_zero()) => {
                 Some(Cached::Object(o.clone()))
             }
-            Err(Error::NotFound) if !self.settings.not_found_ttl.is_zero() => Some(Cached::NotFound),
             Err(Error::TooLarge { .. }) => Some(Cached::TooLarge),
             _ => None,
         };
@@ -513,6 +563,11 @@ impl Inner {
             .origin
             .get(&spec.key, spec.query.as_deref(), settings.origin_timeout)
             .await?;
+        // The object exists: this lookup does not count against the budget.
+        self.budget
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .refund(Instant::now());
         if fetched.size.is_some_and(|n| n > limit) {
             return Err(Error::TooLarge { limit });
         }
@@ -610,7 +665,7 @@ mod tests {
         Settings {
             capacity_bytes: 10 << 20,
             max_object_bytes: 1 << 20,
-            not_found_ttl: Duration::from_secs(1),
+            miss_lookups_per_sec: 100,
             playlist_ttl: Duration::from_secs(1),
             origin_timeout: Duration::from_secs(5),
         }
@@ -644,7 +699,7 @@ mod tests {
         for _ in 0..20 {
             match cache.lookup("s/r/1.ts", || spec("s/r/1.ts")).await {
                 Lookup::Miss { fill, leader } => fills.push((fill, leader)),
-                Lookup::Hit(_) => {}
+                Lookup::Hit(_) | Lookup::OverBudget => {}
             }
         }
         assert_eq!(fills.iter().filter(|(_, leader)| *leader).count(), 1, "one fetch");
@@ -668,25 +723,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn not_found_is_remembered_briefly_and_too_large_for_a_minute() {
+    async fn a_404_is_never_remembered_and_too_large_is_for_a_minute() {
         let store = Arc::new(InMemory::new());
         put(&store, "big.ts", vec![0; 2 << 20]).await;
-        let mut s = settings();
-        s.not_found_ttl = Duration::from_millis(200);
-        let cache = cache_over(store.clone(), s).await;
+        let cache = cache_over(store.clone(), settings()).await;
         let Lookup::Miss { fill, .. } = cache.lookup("a.ts", || spec("a.ts")).await else {
             panic!("miss expected");
         };
         assert!(matches!(fill.head().await, Err(Error::NotFound)));
-        assert!(matches!(
-            cache.lookup("a.ts", || spec("a.ts")).await,
-            Lookup::Hit(Cached::NotFound)
-        ));
+        // Published right after the 404: the next request gets it.
         put(&store, "a.ts", vec![1; 10]).await;
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let Lookup::Miss { fill, .. } = cache.lookup("a.ts", || spec("a.ts")).await else {
-            panic!("expired: miss expected");
+        let Lookup::Miss { fill, leader } = cache.lookup("a.ts", || spec("a.ts")).await else {
+            panic!("a 404 is not stored: miss expected");
         };
+        assert!(leader);
         assert!(matches!(fill.done().await, Ok(Cached::Object(_))));
 
         let Lookup::Miss { fill, .. } = cache.lookup("big.ts", || spec("big.ts")).await else {
@@ -697,6 +747,66 @@ mod tests {
             cache.lookup("big.ts", || spec("big.ts")).await,
             Lookup::Hit(Cached::TooLarge)
         ));
+    }
+
+    #[tokio::test]
+    async fn lookups_that_find_nothing_are_budgeted_and_found_ones_are_not() {
+        let store = Arc::new(InMemory::new());
+        let mut s = settings();
+        s.miss_lookups_per_sec = 10;
+        let cache = cache_over(store.clone(), s).await;
+        let mut over = 0;
+        for i in 0..30 {
+            let key = format!("s/r/missing-{i}.ts");
+            match cache.lookup(&key, || spec(&key)).await {
+                Lookup::Miss { fill, .. } => assert!(matches!(fill.done().await, Err(Error::NotFound))),
+                Lookup::OverBudget => over += 1,
+                Lookup::Hit(_) => panic!("nothing is stored"),
+            }
+        }
+        assert!((19..=20).contains(&over), "10 lookups, then 503s: {over}");
+        // Found objects give their token back: a spent budget recovers at
+        // its rate and is not spent by them.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        for i in 0..10 {
+            let key = format!("s/r/{i}.ts");
+            put(&store, &key, vec![1; 100]).await;
+            let Lookup::Miss { fill, .. } = cache.lookup(&key, || spec(&key)).await else {
+                panic!("within the budget: miss expected");
+            };
+            assert!(matches!(fill.done().await, Ok(Cached::Object(_))));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_joining_an_earlier_lookup_that_found_nothing_asks_again() {
+        let store = Arc::new(InMemory::new());
+        let cache = cache_over(store.clone(), settings()).await;
+        // A lookup opened before the object is published is in flight; a
+        // viewer arrives after publication and joins it.
+        let earlier = Arc::new(Fill::new(cache.inner.seq.fetch_add(1, Ordering::SeqCst)));
+        cache
+            .inner
+            .inflight
+            .lock()
+            .expect("lock")
+            .insert("s/r/7.ts".into(), earlier.clone());
+        put(&store, "s/r/7.ts", vec![7; 1000]).await;
+        let viewer = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                match cache.lookup("s/r/7.ts", || spec("s/r/7.ts")).await {
+                    Lookup::Miss { fill, .. } => fill.done().await.map(|_| ()),
+                    other => panic!("miss expected, got {other:?}"),
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The earlier lookup ends in 404 and leaves the table.
+        earlier.finish(Err(Error::NotFound));
+        cache.inner.inflight.lock().expect("lock").remove("s/r/7.ts");
+        let got = viewer.await.expect("viewer task");
+        assert!(got.is_ok(), "the viewer asked again and got the object: {got:?}");
     }
 
     #[tokio::test]
@@ -742,13 +852,13 @@ mod tests {
             let range = a.min(b)..a.max(b).min(body.len() as u64);
             let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
             let got = runtime.block_on(async {
-                let fill = Arc::new(Fill::new());
+                let fill = Arc::new(Fill::new(0));
                 fill.set_head(Head { size: Some(body.len() as u64), etag: None });
                 let reader = early.then(|| fill.clone().body(range.clone()));
                 for w in cuts.windows(2) {
                     fill.push(Bytes::copy_from_slice(&body[w[0]..w[1]]));
                 }
-                fill.finish(Ok(Cached::NotFound));
+                fill.finish(Ok(Cached::TooLarge));
                 let reader = reader.unwrap_or_else(|| fill.clone().body(range.clone()));
                 let parts: Vec<Bytes> = reader.map(|c| c.expect("chunk")).collect().await;
                 parts.concat()

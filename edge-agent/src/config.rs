@@ -15,7 +15,7 @@
 //! max_connections = 10_000
 //! cache_bytes = 8_589_934_592
 //! max_object_bytes = 67_108_864
-//! not_found_ttl_ms = 1000
+//! miss_lookups_per_sec = 100
 //! heartbeat_interval_ms = 1000
 //! drain_quiet_ms = 5000
 //! drain_timeout_ms = 60000
@@ -56,11 +56,11 @@ pub const MIN_CACHE_BYTES: u64 = 1 << 20;
 /// Default largest cacheable object: 64 MiB, or a quarter of the cache if
 /// that is less. Larger objects are streamed through.
 pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 64 << 20;
-/// Default lifetime of a cached origin 404.
-pub const DEFAULT_NOT_FOUND_TTL: Duration = Duration::from_secs(1);
-/// Longest lifetime of a cached 404: half of a 2 s target duration, the
-/// shortest in common use, so a segment published late is seen in time.
-pub const MAX_NOT_FOUND_TTL: Duration = Duration::from_secs(1);
+/// Default budget of origin lookups that find nothing, per second (and in
+/// a burst); see [`crate::misses`].
+pub const DEFAULT_MISS_LOOKUPS_PER_SEC: u32 = 100;
+/// Largest budget of origin lookups that find nothing, per second.
+pub const MAX_MISS_LOOKUPS_PER_SEC: u32 = 100_000;
 /// Default (and longest) lifetime of a playlist asked of the edge directly.
 pub const DEFAULT_PLAYLIST_TTL: Duration = Duration::from_secs(1);
 /// Default origin timeout, for the response head and between body chunks:
@@ -141,9 +141,10 @@ pub struct Cli {
     /// Largest cacheable object in bytes; larger ones are streamed through.
     #[arg(long, env = "HLSCDN_MAX_OBJECT_BYTES")]
     pub max_object_bytes: Option<u64>,
-    /// Lifetime of a cached origin 404, milliseconds (0 to 1000).
-    #[arg(long, env = "HLSCDN_NOT_FOUND_TTL_MS")]
-    pub not_found_ttl_ms: Option<u64>,
+    /// Origin lookups that find nothing (404, errors), per second and in a
+    /// burst; beyond it uncached names are answered 503 without a lookup.
+    #[arg(long, env = "HLSCDN_MISS_LOOKUPS_PER_SEC")]
+    pub miss_lookups_per_sec: Option<u32>,
     /// Origin timeout (response head, and between body chunks), milliseconds.
     #[arg(long, env = "HLSCDN_ORIGIN_TIMEOUT_MS")]
     pub origin_timeout_ms: Option<u64>,
@@ -181,7 +182,7 @@ struct FileConfig {
     signing_keys: Vec<Secret>,
     cache_bytes: Option<u64>,
     max_object_bytes: Option<u64>,
-    not_found_ttl_ms: Option<u64>,
+    miss_lookups_per_sec: Option<u32>,
     playlist_ttl_ms: Option<u64>,
     origin_timeout_ms: Option<u64>,
     heartbeat_interval_ms: Option<u64>,
@@ -224,8 +225,8 @@ pub struct Config {
     pub cache_bytes: u64,
     /// Largest cacheable object, bytes.
     pub max_object_bytes: u64,
-    /// Lifetime of a cached 404 (zero: not cached).
-    pub not_found_ttl: Duration,
+    /// Origin lookups that find nothing, per second (and in a burst).
+    pub miss_lookups_per_sec: u32,
     /// Lifetime of a cached playlist (zero: not cached, fetches still collapse).
     pub playlist_ttl: Duration,
     /// Origin timeout: response head, and each body chunk.
@@ -329,10 +330,10 @@ impl Config {
                 .max_object_bytes
                 .or(file.max_object_bytes)
                 .unwrap_or(DEFAULT_MAX_OBJECT_BYTES.min(cache_bytes / 4)),
-            not_found_ttl: cli
-                .not_found_ttl_ms
-                .or(file.not_found_ttl_ms)
-                .map_or(DEFAULT_NOT_FOUND_TTL, ms),
+            miss_lookups_per_sec: cli
+                .miss_lookups_per_sec
+                .or(file.miss_lookups_per_sec)
+                .unwrap_or(DEFAULT_MISS_LOOKUPS_PER_SEC),
             playlist_ttl: file.playlist_ttl_ms.map_or(DEFAULT_PLAYLIST_TTL, ms),
             origin_timeout: cli
                 .origin_timeout_ms
@@ -401,10 +402,9 @@ impl Config {
         if self.max_object_bytes > self.cache_bytes || self.max_object_bytes > u64::from(u32::MAX / 2) {
             return bad("`max_object_bytes` must be at most `cache_bytes` and at most 2 GiB".into());
         }
-        if self.not_found_ttl > MAX_NOT_FOUND_TTL {
+        if !(1..=MAX_MISS_LOOKUPS_PER_SEC).contains(&self.miss_lookups_per_sec) {
             return bad(format!(
-                "`not_found_ttl_ms` must be at most {} (half of a 2 s target duration)",
-                MAX_NOT_FOUND_TTL.as_millis()
+                "`miss_lookups_per_sec` must be between 1 and {MAX_MISS_LOOKUPS_PER_SEC}"
             ));
         }
         if self.playlist_ttl > DEFAULT_PLAYLIST_TTL {
@@ -584,7 +584,7 @@ mod tests {
         let c = with(&[]).expect("valid");
         assert_eq!(c.listen.port(), 9001);
         assert_eq!(c.ad_ttl, Duration::from_secs(3));
-        assert_eq!(c.not_found_ttl, Duration::from_secs(1));
+        assert_eq!(c.miss_lookups_per_sec, DEFAULT_MISS_LOOKUPS_PER_SEC);
         assert!(c.cache_bytes >= MIN_CACHE_BYTES);
         assert!(c.signing_keys.is_none());
         assert!(c.routers.is_empty());
@@ -672,7 +672,7 @@ mod tests {
                 &["--cache-bytes", "2000000", "--max-object-bytes", "3000000"],
                 "`max_object_bytes`",
             ),
-            (&["--not-found-ttl-ms", "1500"], "`not_found_ttl_ms`"),
+            (&["--miss-lookups-per-sec", "0"], "`miss_lookups_per_sec`"),
             (&["--heartbeat-interval-ms", "50"], "`heartbeat_interval_ms`"),
             (&["--ad-ttl-ms", "100"], "`ad_ttl_ms`"),
             (

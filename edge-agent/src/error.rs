@@ -53,6 +53,10 @@ pub enum Error {
         /// The configured `max_object_bytes`.
         limit: u64,
     },
+    /// The object is not cached and the budget of origin lookups that find
+    /// nothing is spent (a flood of names the origin lacks): retry shortly.
+    #[error("busy, retry")]
+    OverBudget,
     /// The configuration is invalid; the message names the key.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -91,6 +95,7 @@ impl Error {
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Error::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Error::OverBudget => StatusCode::SERVICE_UNAVAILABLE,
             Error::Upstream { .. } | Error::Unreachable(_) | Error::BadBody(_) | Error::TooLarge { .. } => {
                 StatusCode::BAD_GATEWAY
             }
@@ -111,13 +116,14 @@ impl IntoResponse for Error {
             Error::Config(_) | Error::Internal(_) => "internal error".to_owned(),
             other => other.to_string(),
         };
-        if status.is_server_error() {
-            tracing::warn!(error = %self, status = status.as_u16(), "request failed");
+        // A flood answered 503 is counted in metrics, not logged per request.
+        if status.is_server_error() && !matches!(self, Error::OverBudget) {
+            tracing::warn!(error = %origin_store::secret::redact_url(&self.to_string()), status = status.as_u16(), "request failed");
         }
         let mut response = (status, format!("{reason}\n")).into_response();
         let headers = response.headers_mut();
-        // A negative answer is cached by the edge itself (briefly, for 404);
-        // clients and shared caches in front must not keep it.
+        // Clients and shared caches in front must not keep a negative answer
+        // (the edge does not either: a live segment may appear any moment).
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         match self {
             Error::Unauthorized => {
@@ -125,6 +131,9 @@ impl IntoResponse for Error {
             }
             Error::MethodNotAllowed => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+            }
+            Error::OverBudget => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Error::RangeNotSatisfiable { size } => {
                 if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {

@@ -11,8 +11,9 @@
 //! path normalization (400), token check when signing is on (403/410), and
 //! only then the cache and, on a miss, the origin. The token is never part
 //! of the cache key nor of the origin request; for media the query is
-//! dropped altogether (objects are cached by path), for playlists the rest of
-//! the query is kept in the key and passed to the origin (`_HLS_msn`, …).
+//! dropped altogether (objects are cached by path), for playlists only the
+//! `_HLS_*` delivery directives (`_HLS_msn`, `_HLS_part`, `_HLS_skip`) are
+//! kept in the key and passed to the origin, so `?b=N` cannot bust the cache.
 //!
 //! Every answer carries CORS headers; object answers carry `X-Cache: HIT`
 //! or `MISS`, and cached objects an `Age`.
@@ -213,9 +214,11 @@ async fn serve(state: &AppState, parts: &Parts) -> Result<Response> {
     }
     let (kind, content_type) = media::classify(key.extension());
     let facts = Facts::new(&parts.headers, head);
-    // Playlists keep the rest of their query (key and origin request);
+    // Playlists keep their `_HLS_*` directives (key and origin request);
     // media are cached by path alone.
-    let query = (kind == Kind::Playlist && !rest.is_empty()).then(|| rest.into_owned());
+    let query = (kind == Kind::Playlist)
+        .then(|| origin_store::query::playlist_query(&rest))
+        .filter(|q| !q.is_empty());
     let cache_key: Cow<'_, str> = match &query {
         Some(q) => Cow::Owned(format!("{}?{q}", key.as_str())),
         None => Cow::Borrowed(key.as_str()),
@@ -235,10 +238,7 @@ async fn serve(state: &AppState, parts: &Parts) -> Result<Response> {
             Counters::add(&counters.hits, 1);
             answer_object(state, &facts, &object, HIT)
         }
-        Lookup::Hit(Cached::NotFound) => {
-            Counters::add(&counters.hits, 1);
-            Ok(with_x_cache(Error::NotFound.into_response(), HIT))
-        }
+        Lookup::OverBudget => Err(Error::OverBudget),
         Lookup::Hit(Cached::TooLarge) => {
             Counters::add(&counters.misses, 1);
             pass_through(state, &facts, &key, content_type).await
@@ -319,7 +319,6 @@ async fn answer_fill(
     if whole {
         return match fill.done().await? {
             Cached::Object(object) => answer_object(state, facts, &object, MISS),
-            Cached::NotFound => Err(Error::NotFound),
             Cached::TooLarge => Err(Error::TooLarge { limit: 0 }),
         };
     }

@@ -13,6 +13,7 @@
 //! - [`config`]: TOML + `HLSCDN_*` + flags, validated with messages that name the key.
 //! - [`http`]: the axum app: objects (GET/HEAD/Range/304), `/admin/drain`, health, metrics.
 //! - [`cache`]: the moka cache and the in-flight fills that collapse misses.
+//! - [`misses`]: when an origin 404 may answer a request, and the budget of lookups that find nothing. Pure.
 //! - [`passthrough`]: objects over the cacheable size, streamed through with their range.
 //! - [`load`]: the load meter: moving averages over counters, hot streams. Pure.
 //! - [`sampler`]: CPU and connection readings from `/proc`.
@@ -34,6 +35,7 @@ pub mod http;
 pub mod link;
 pub mod load;
 pub mod metrics;
+pub mod misses;
 pub mod passthrough;
 pub mod peers;
 pub mod sampler;
@@ -90,7 +92,7 @@ impl Edge {
             cache::Settings {
                 capacity_bytes: config.cache_bytes,
                 max_object_bytes: config.max_object_bytes,
-                not_found_ttl: config.not_found_ttl,
+                miss_lookups_per_sec: config.miss_lookups_per_sec,
                 playlist_ttl: config.playlist_ttl,
                 origin_timeout: config.origin_timeout,
             },
@@ -139,7 +141,7 @@ impl Edge {
         tracing::info!(
             edge = %config.id,
             public_url = %self.public_url,
-            origin = %config.origin,
+            origin = %origin_store::secret::redact_url(&config.origin),
             cache_bytes = config.cache_bytes,
             routers = config.routers.len(),
             signing = config.signing_keys.is_some(),

@@ -15,7 +15,7 @@ use crate::load::Totals;
 
 /// Requests answered (objects, health, metrics, admin), by `status`.
 pub const REQUESTS: &str = "hlscdn_edge_requests_total";
-/// Requests answered from the cache (negative entries included).
+/// Requests answered from the cache.
 pub const CACHE_HITS: &str = "hlscdn_edge_cache_hits_total";
 /// Requests that started an origin fetch.
 pub const CACHE_MISSES: &str = "hlscdn_edge_cache_misses_total";
@@ -23,6 +23,10 @@ pub const CACHE_MISSES: &str = "hlscdn_edge_cache_misses_total";
 pub const CACHE_COLLAPSED: &str = "hlscdn_edge_cache_collapsed_total";
 /// Requests for objects over the cacheable size, streamed through.
 pub const PASSTHROUGH: &str = "hlscdn_edge_passthrough_total";
+/// Requests answered 503 without an origin lookup: the budget of lookups that find nothing was spent.
+pub const MISS_BUDGET_SPENT: &str = "hlscdn_edge_miss_budget_spent_total";
+/// Requests that asked the origin again because the lookup they had joined, opened before they arrived, found nothing.
+pub const NOT_FOUND_REVALIDATED: &str = "hlscdn_edge_not_found_revalidated_total";
 /// Cached objects evicted to make room.
 pub const CACHE_EVICTIONS: &str = "hlscdn_edge_cache_evictions_total";
 /// Bytes held in the cache.
@@ -76,6 +80,10 @@ pub struct Counters {
     pub collapsed: AtomicU64,
     /// Streamed-through requests.
     pub passthrough: AtomicU64,
+    /// Requests answered 503 because the budget of origin lookups was spent.
+    pub over_budget: AtomicU64,
+    /// Requests that asked the origin again after joining an earlier lookup that found nothing.
+    pub revalidated: AtomicU64,
     /// Evictions for size.
     pub evictions: AtomicU64,
     statuses: [AtomicU64; STATUSES.len()],
@@ -118,6 +126,8 @@ pub struct Published {
     misses: Counter,
     collapsed: Counter,
     passthrough: Counter,
+    over_budget: Counter,
+    revalidated: Counter,
     evictions: Counter,
     statuses: Vec<Counter>,
     /// Load gauges, set at every heartbeat.
@@ -156,6 +166,8 @@ impl Published {
             misses: counter!(CACHE_MISSES),
             collapsed: counter!(CACHE_COLLAPSED),
             passthrough: counter!(PASSTHROUGH),
+            over_budget: counter!(MISS_BUDGET_SPENT),
+            revalidated: counter!(NOT_FOUND_REVALIDATED),
             evictions: counter!(CACHE_EVICTIONS),
             statuses: STATUSES
                 .iter()
@@ -185,6 +197,8 @@ impl Published {
         self.misses.absolute(get(&counters.misses));
         self.collapsed.absolute(get(&counters.collapsed));
         self.passthrough.absolute(get(&counters.passthrough));
+        self.over_budget.absolute(get(&counters.over_budget));
+        self.revalidated.absolute(get(&counters.revalidated));
         self.evictions.absolute(get(&counters.evictions));
         for (series, count) in self.statuses.iter().zip(&counters.statuses) {
             series.absolute(get(count));
