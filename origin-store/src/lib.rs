@@ -9,6 +9,7 @@
 //! - [`config`]: TOML + `HLSCDN_*` + flags, validated with messages that name the key.
 //! - [`store`]: opening a store from its URL (`file://`, `memory://`, `s3://`, `gs://`, `az://`, `http(s)://`).
 //! - [`path`]: request path normalization (traversal, encoded slashes, NUL refused). Pure.
+//! - [`query`]: the part of a playlist query that reaches the origin and cache keys (`_HLS_*` directives). Pure.
 //! - [`range`]: `Range` header parsing and resolution against an object size. Pure.
 //! - [`media`]: `Content-Type` by extension and HLS-fitting `Cache-Control`. Pure.
 //! - [`http`]: the axum app: GET/HEAD/PUT/DELETE, `/api/v1/streams`, health, metrics.
@@ -33,6 +34,7 @@ pub mod media;
 pub mod metrics;
 pub mod path;
 pub mod publisher;
+pub mod query;
 pub mod range;
 pub mod secret;
 pub mod server;
@@ -84,7 +86,7 @@ pub async fn run(
         max_ingest_bytes: config.max_ingest_bytes,
         max_playlist_bytes: config.max_playlist_bytes,
     };
-    tracing::info!(store = %config.store, publish_demo = publisher.is_some(), "origin starting");
+    tracing::info!(store = %secret::redact_url(&config.store), publish_demo = publisher.is_some(), "origin starting");
     let served = server::serve(listener, http::app(state), shutdown).await;
     let _ = stop_tx.send(true);
     if let Some(task) = publisher {

@@ -1,6 +1,7 @@
 //! Serving an axum app on a TCP listener until shutdown, with the limits a
 //! public server needs: a header read timeout (slowloris), a cap on request
-//! head size (431 past it), and a bounded graceful drain.
+//! head size (431 past it), a cap on the request target (414 past it), and a
+//! bounded graceful drain.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -27,6 +28,14 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HEADER_TIMEOUT_ENV: &str = "HLSCDN_HEADER_TIMEOUT_MS";
 /// Largest request head (request line + headers) accepted, in bytes.
 pub const MAX_REQUEST_HEAD_BYTES: usize = 64 * 1024;
+/// Longest request target (path and query) served, in bytes: nginx's default
+/// `large_client_header_buffers` size, which every player and CDN in front
+/// already fits. Longer targets get 414 before any handler, so no handler,
+/// cache key or log line ever holds one. hyper's own limits sit above it:
+/// a head past [`MAX_REQUEST_HEAD_BYTES`] gets 431 over HTTP/1.1 (and so does
+/// any target longer than hyper's 65 534-byte URI limit); an HTTP/2 header
+/// list past 16 KiB is refused by hyper.
+pub const MAX_REQUEST_TARGET_BYTES: usize = 8 * 1024;
 /// How long open connections get to finish after shutdown is asked for.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -42,7 +51,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let header_timeout = header_read_timeout(std::env::var(HEADER_TIMEOUT_ENV).ok().as_deref())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let app = app.layer(middleware::from_fn(origin_form_only));
+    let app = app
+        .layer(middleware::from_fn(origin_form_only))
+        .layer(middleware::from_fn(bounded_target));
     let addr = listener.local_addr()?;
     println!("listening on http://{addr}");
     tracing::info!(%addr, "listening");
@@ -132,6 +143,24 @@ async fn origin_form_only(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
+/// Refuses request targets longer than [`MAX_REQUEST_TARGET_BYTES`] with 414
+/// (the outermost check: nothing else runs for them).
+async fn bounded_target(request: Request, next: Next) -> Response {
+    if target_too_long(request.uri()) {
+        return (
+            StatusCode::URI_TOO_LONG,
+            format!("request targets longer than {MAX_REQUEST_TARGET_BYTES} bytes are not served\n"),
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// Whether the path and query of `uri` exceed [`MAX_REQUEST_TARGET_BYTES`].
+fn target_too_long(uri: &axum::http::Uri) -> bool {
+    uri.path_and_query().map_or(0, |p| p.as_str().len()) > MAX_REQUEST_TARGET_BYTES
+}
+
 /// The header read timeout: [`HEADER_READ_TIMEOUT`], or the value of
 /// [`HEADER_TIMEOUT_ENV`] when it is set.
 pub fn header_read_timeout(env: Option<&str>) -> Result<Duration, String> {
@@ -171,6 +200,18 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn targets_are_capped_at_eight_kib() {
+        let target = |len: usize| -> axum::http::Uri {
+            format!("/a.m3u8?{}", "x".repeat(len - "/a.m3u8?".len()))
+                .parse()
+                .expect("uri")
+        };
+        assert!(!target_too_long(&target(MAX_REQUEST_TARGET_BYTES)));
+        assert!(target_too_long(&target(MAX_REQUEST_TARGET_BYTES + 1)));
+        assert!(!target_too_long(&"/healthz".parse().expect("uri")));
+    }
 
     #[test]
     fn the_header_timeout_can_be_set_from_the_environment() {

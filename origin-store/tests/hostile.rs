@@ -74,6 +74,27 @@ async fn oversized_request_heads_get_431_and_the_origin_stays_healthy() {
     assert_healthy(&mut origin).await;
 }
 
+/// Request targets past 8 KiB (nginx's default header buffer) get 414 on
+/// every server: they all run `server::serve`. Issue 13 item 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_targets_past_eight_kib_get_414() {
+    let mut origin = origin();
+    let a = origin.addr;
+    let get = |len: usize| {
+        let target = format!("/healthz?{}", "q".repeat(len - "/healthz?".len()));
+        format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    };
+    assert_eq!(raw::status(a, &get(8 * 1024)).await, 200, "an 8 KiB target");
+    assert_eq!(raw::status(a, &get(8 * 1024 + 1)).await, 414, "one byte more");
+    assert_eq!(raw::status(a, &get(60_000)).await, 414, "a 60 KB target");
+    let long_path = format!(
+        "GET /{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "p".repeat(9000)
+    );
+    assert_eq!(raw::status(a, &long_path).await, 414, "a 9 KB path");
+    assert_healthy(&mut origin).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_get_413_at_once_and_nothing_is_stored() {
     let mut origin = origin();

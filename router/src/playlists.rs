@@ -1,9 +1,11 @@
 //! Origin playlists, fetched once and kept as rewrite templates.
 //!
-//! A `moka` cache keyed by the object key and the query passed to the origin
-//! (the `_HLS_*` parameters of blocking reloads and any other parameter the
-//! player sent, minus the session): concurrent misses for one key collapse
-//! into one origin fetch. Each entry lives as long as its kind allows:
+//! A `moka` cache keyed by the object key and the query passed to the origin:
+//! only the `_HLS_*` delivery directives of blocking and delta reloads
+//! ([`origin_store::query::playlist_query`]); every other parameter the
+//! player sent is dropped, so that `?b=1`, `?b=2`, … cannot fill the cache or
+//! reach the origin. Concurrent misses for one key collapse into one origin
+//! fetch. Each entry lives as long as its kind allows:
 //!
 //! | playlist | kept for |
 //! |---|---|
@@ -11,8 +13,11 @@
 //! | ended (VOD) media playlist | `vod_cache` (default 10 min) |
 //! | multivariant playlist | `master_cache` (default 5 s) |
 //!
-//! The cache is bounded by the memory its templates hold (256 MiB), not by
-//! their count: a 5000-segment VOD weighs about as much as 800 live playlists.
+//! The cache is bounded by the memory its entries hold (256 MiB, and 64 MiB
+//! for the last-good copies), not by their count: each entry weighs its key,
+//! its template and its ACL (a 5000-segment VOD weighs about as much as 800
+//! live playlists), and the last-good map weighs its own copy of the key and
+//! the template it keeps alive.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,10 +36,13 @@ const MAX_LIVE_TTL: Duration = Duration::from_secs(5);
 const MIN_LIVE_TTL: Duration = Duration::from_millis(100);
 /// Longest a last good playlist is served while the origin fails.
 const MAX_STALE: Duration = Duration::from_secs(30);
-/// Most playlists kept at once (for the variant bandwidth map).
-const MAX_ENTRIES: u64 = 10_000;
-/// Memory the cached templates may hold, in bytes.
+/// Memory the cached playlists may hold, in bytes.
 const MAX_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+/// Memory the variant bandwidth map may hold, in bytes.
+const MAX_BANDWIDTH_BYTES: u64 = 16 * 1024 * 1024;
+/// What a cache entry costs beyond its key and value bytes (moka's node,
+/// the `Arc`, the deque and hash slots), roughly.
+const ENTRY_OVERHEAD_BYTES: usize = 256;
 
 /// A scanned playlist and what the router derives from it once.
 #[derive(Debug)]
@@ -98,20 +106,17 @@ impl Playlists {
     pub fn new(origin: OriginClient, origin_bases: Vec<String>, limits: Limits) -> Self {
         let cache = moka::future::Cache::builder()
             .max_capacity(MAX_CACHE_BYTES)
-            .weigher(|_key, value: &Arc<Playlist>| {
-                u32::try_from(value.template.memory_size()).unwrap_or(u32::MAX)
-            })
+            .weigher(|key, value: &Arc<Playlist>| entry_weight(key, value))
             .expire_after(PerEntry)
             .build();
         let bandwidths = moka::sync::Cache::builder()
-            .max_capacity(MAX_ENTRIES * 4)
+            .max_capacity(MAX_BANDWIDTH_BYTES)
+            .weigher(|key: &String, _| u32::try_from(key.len() + ENTRY_OVERHEAD_BYTES).unwrap_or(u32::MAX))
             .time_to_idle(Duration::from_secs(3600))
             .build();
         let last_good = moka::sync::Cache::builder()
             .max_capacity(MAX_CACHE_BYTES / 4)
-            .weigher(|_key, value: &(Arc<Playlist>, Instant)| {
-                u32::try_from(value.0.template.memory_size()).unwrap_or(u32::MAX)
-            })
+            .weigher(|key, value: &(Arc<Playlist>, Instant)| entry_weight(key, &value.0))
             .time_to_idle(MAX_STALE)
             .build();
         Self {
@@ -124,8 +129,12 @@ impl Playlists {
         }
     }
 
-    /// The playlist at `key`, fetched with `query` passed to the origin.
+    /// The playlist at `key`, for a request with `query` (the session
+    /// already removed): only its `_HLS_*` delivery directives take part in
+    /// the cache key and the origin request.
     pub async fn get(&self, key: &ObjectKey, query: &str) -> Result<Arc<Playlist>, Error> {
+        let query = origin_store::query::playlist_query(query);
+        let query = query.as_str();
         let cache_key = (key.clone(), query.to_owned());
         let mut fetched = false;
         let outcome = self
@@ -209,6 +218,18 @@ impl Playlists {
     }
 }
 
+/// What an entry of the cache or of the last-good map costs: its own copy
+/// of the key, the template (shared between the two maps, but a last-good
+/// entry keeps it alive after the cache dropped it), and the ACL.
+fn entry_weight(key: &(ObjectKey, String), playlist: &Playlist) -> u32 {
+    let bytes = key.0.as_str().len()
+        + key.1.len()
+        + playlist.template.memory_size()
+        + playlist.media_acl.len()
+        + ENTRY_OVERHEAD_BYTES;
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
+
 /// Whether a live media playlist fetched `age` ago may stand in while the
 /// origin fails: for at most one target duration (after that a player would
 /// see a frozen window, and a clear error is better). VOD and multivariant
@@ -255,6 +276,27 @@ fn common_dir<'a>(a: &'a str, b: &str) -> &'a str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_entry_weighs_its_key_and_its_template() {
+        let key = ObjectKey::from_key("live/a/index.m3u8").expect("key");
+        let options = ScanOptions {
+            playlist_key: key.as_str(),
+            origin_bases: &[],
+        };
+        let body = bytes::Bytes::from_static(b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\ns1.ts\n");
+        let template = rewrite::scan_bounded(body, &options, 100).expect("scan");
+        let template_bytes = template.memory_size();
+        let playlist = Playlist {
+            template,
+            media_acl: "/live/a/*".to_owned(),
+            ttl: Duration::from_secs(1),
+        };
+        let short = entry_weight(&(key.clone(), String::new()), &playlist);
+        let long = entry_weight(&(key.clone(), "x".repeat(7000)), &playlist);
+        assert!(short as usize > template_bytes + key.as_str().len());
+        assert_eq!(long - short, 7000);
+    }
 
     #[test]
     fn common_dirs() {

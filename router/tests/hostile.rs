@@ -11,6 +11,7 @@ mod common;
 mod raw;
 mod support;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -479,10 +480,14 @@ async fn huge_endless_and_unusable_origin_playlists_get_502_with_bounded_memory(
         "the origin wrote {written} bytes"
     );
 
-    // Twenty viewers at once, each with its own cache key, on endless bodies:
-    // all refused, and the router's memory stays near 20 × the limit.
+    // Twenty viewers at once, each with its own cache key (a blocking reload
+    // of its own part), on endless bodies: all refused, and the router's
+    // memory stays near 20 × the limit.
     let baseline = raw::rss_kib(router.pid());
-    let requests = (0..20).map(|i| http.get(router.url(&format!("/huge/endless.m3u8?v={i}"))).send());
+    let requests = (0..20).map(|i| {
+        http.get(router.url(&format!("/huge/endless.m3u8?_HLS_msn=1&_HLS_part={i}")))
+            .send()
+    });
     for r in futures::future::join_all(requests).await {
         assert_eq!(r.expect("get").status(), StatusCode::BAD_GATEWAY);
     }
@@ -510,6 +515,128 @@ async fn huge_endless_and_unusable_origin_playlists_get_502_with_bounded_memory(
     let grown = raw::rss_kib(router.pid()).saturating_sub(baseline);
     eprintln!("measured: dense playlist refused in {took:?}, router RSS grew {grown} KiB");
     assert!(grown < 64 * 1024, "RSS grew by {grown} KiB");
+    assert_healthy(&mut router).await;
+}
+
+/// Memory the router's playlist cache may hold (`MAX_CACHE_BYTES`).
+const CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Sends `count` playlist requests over `CONNECTIONS` keep-alive sockets
+/// (raw, so that the client's URL parsing is not what the test measures),
+/// the `i`-th with the query `b=i&pad=…` of `query_len` bytes; returns how
+/// many answers each status got.
+async fn distinct_queries(router: &Server, count: usize, query_len: usize) -> BTreeMap<u16, usize> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const CONNECTIONS: usize = 8;
+    let pad: Arc<str> = "x".repeat(query_len).into();
+    let tasks = (0..CONNECTIONS).map(|c| {
+        let pad = pad.clone();
+        let addr = router.addr;
+        tokio::spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let mut statuses = BTreeMap::new();
+            let mut buf = Vec::with_capacity(64 * 1024);
+            for i in (c..count).step_by(CONNECTIONS) {
+                let head = format!("b={i}&pad=");
+                let fill = &pad[..query_len.saturating_sub(head.len())];
+                let request = format!("GET /vod/ok/index.m3u8?{head}{fill} HTTP/1.1\r\nHost: x\r\n\r\n");
+                stream.write_all(request.as_bytes()).await.expect("write");
+                // One answer: a head, then `Content-Length` bytes of body.
+                buf.clear();
+                let head_end = loop {
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break end + 4;
+                    }
+                    let mut chunk = [0u8; 16 * 1024];
+                    let n = stream.read(&mut chunk).await.expect("read");
+                    assert!(n > 0, "the router closed the connection");
+                    buf.extend_from_slice(&chunk[..n]);
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                let status: u16 = head.get(9..12).and_then(|s| s.parse().ok()).expect("status");
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .expect("content-length");
+                let mut body = vec![0u8; (head_end + length).saturating_sub(buf.len())];
+                stream.read_exact(&mut body).await.expect("body");
+                *statuses.entry(status).or_insert(0) += 1;
+            }
+            statuses
+        })
+    });
+    let mut statuses = BTreeMap::new();
+    for task in futures::future::join_all(tasks).await {
+        for (status, n) in task.expect("task") {
+            *statuses.entry(status).or_insert(0) += n;
+        }
+    }
+    statuses
+}
+
+/// Issue 13 item 1: distinct query strings on one playlist once each cost a
+/// cache entry (the query was part of the key, kept twice, and not weighed):
+/// 3 000 requests with 60 KB queries grew the router by ~352 MiB. Now only
+/// `_HLS_*` directives take part in the key and the origin request, and
+/// targets past 8 KiB get 414.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distinct_query_strings_leave_router_memory_bounded() {
+    const REQUESTS: usize = 10_000;
+    let origin = hostile_origin().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut router = router(&origin.url, dir.path(), &[]);
+    let warm = client()
+        .get(router.url("/vod/ok/index.m3u8"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(warm.status(), StatusCode::OK);
+    let misses = r#"hlscdn_router_playlist_cache_total{result="miss"}"#;
+    let baseline = raw::rss_kib(router.pid());
+    let limit_kib = (CACHE_BYTES + 64 * 1024 * 1024) / 1024;
+
+    // Just under the 8 KiB target cap: served, from one cache entry.
+    let started = Instant::now();
+    let statuses = distinct_queries(&router, REQUESTS, 7 * 1024).await;
+    let rss = raw::rss_kib(router.pid());
+    let fetched = common::metric(&router, misses).await;
+    eprintln!(
+        "measured: {REQUESTS} distinct 7 KiB queries in {:?}: {statuses:?}, {fetched} origin fetches, \
+         router RSS {baseline} -> {rss} KiB (grew {} KiB)",
+        started.elapsed(),
+        rss.saturating_sub(baseline)
+    );
+    assert_eq!(statuses.get(&200), Some(&REQUESTS), "{statuses:?}");
+    assert!(fetched <= 2.0, "{fetched} origin fetches");
+    assert!(rss < limit_kib, "router RSS {rss} KiB");
+    assert!(
+        rss.saturating_sub(baseline) < 64 * 1024,
+        "router RSS grew by {} KiB",
+        rss.saturating_sub(baseline)
+    );
+
+    // 60 KB queries (under hyper's 64 KiB head limit): 414 before any handler.
+    let started = Instant::now();
+    let statuses = distinct_queries(&router, REQUESTS, 60_000).await;
+    let rss = raw::rss_kib(router.pid());
+    eprintln!(
+        "measured: {REQUESTS} distinct 60 KB queries in {:?}: {statuses:?}, router RSS {baseline} -> {rss} KiB (grew {} KiB)",
+        started.elapsed(),
+        rss.saturating_sub(baseline)
+    );
+    assert_eq!(statuses.get(&414), Some(&REQUESTS), "{statuses:?}");
+    assert!(rss < limit_kib, "router RSS {rss} KiB");
+    assert!(
+        rss.saturating_sub(baseline) < 64 * 1024,
+        "router RSS grew by {} KiB",
+        rss.saturating_sub(baseline)
+    );
+    assert_eq!(
+        common::metric(&router, misses).await,
+        fetched,
+        "no fetch for a refused target"
+    );
     assert_healthy(&mut router).await;
 }
 
@@ -552,15 +679,34 @@ async fn redirects_never_leave_the_fleet() {
         .build()
         .expect("client");
     let fleet = ["http://edge-1.test:9001/", "http://edge-2.test:9002/"];
+    // Nothing is served before the router has served the stream's playlist:
+    // `/r/` is no way to have any object of the origin signed.
+    assert_eq!(
+        http.get(router.url("/r/vod/ok/seg-0.ts"))
+            .send()
+            .await
+            .expect("r")
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let playlist = http
+        .get(router.url("/vod/ok/index.m3u8"))
+        .send()
+        .await
+        .expect("playlist");
+    assert_eq!(playlist.status(), StatusCode::OK);
     for path in [
         "/r/vod/ok/seg-0.ts",
         "/r/vod/ok/seg-0.ts?url=http://evil.example/",
         "/r/vod/ok/seg%20@evil.example.ts",
         "/r/vod/ok/seg-0.ts?s=forged-session-token",
         "/r/a",
+        "/r/x.ts",
+        "/r/vod/other/seg-0.ts",
         "/r/%40evil.example/x.ts",
         "/r/evil.example%3a80/x.ts",
     ] {
+        let served = path.starts_with("/r/vod/ok/");
         for host in ["x", "evil.example", "edge-1.test:9001@evil.example"] {
             let r = http
                 .get(router.url(path))
@@ -570,6 +716,15 @@ async fn redirects_never_leave_the_fleet() {
                 .send()
                 .await
                 .expect("redirect");
+            if !served {
+                assert_eq!(
+                    r.status(),
+                    StatusCode::NOT_FOUND,
+                    "{path}: not a stream this router serves"
+                );
+                assert!(r.headers().get("location").is_none(), "{path}");
+                continue;
+            }
             assert_eq!(r.status(), StatusCode::FOUND, "{path}");
             let location = r.headers()["location"].to_str().expect("ascii").to_owned();
             assert!(
