@@ -58,13 +58,18 @@ pub enum OriginClient {
 impl OriginClient {
     /// Opens the origin named by `url` (see [`store::open`] for non-HTTP URLs).
     pub fn open(url: &str, options: &[(String, String)]) -> Result<Self> {
-        let parsed =
-            url::Url::parse(url).map_err(|e| Error::Config(format!("`origin` {url:?} is not a URL: {e}")))?;
+        let parsed = url::Url::parse(url).map_err(|e| {
+            Error::Config(format!(
+                "`origin` {:?} is not a URL: {e}",
+                crate::secret::redact_url(url)
+            ))
+        })?;
         match parsed.scheme() {
             "http" | "https" => {
                 if parsed.query().is_some() || parsed.fragment().is_some() {
                     return Err(Error::Config(format!(
-                        "`origin` {url:?} must not have a query or fragment"
+                        "`origin` {:?} must not have a query or fragment",
+                        crate::secret::redact_url(url)
                     )));
                 }
                 let mut base = parsed;
@@ -188,6 +193,7 @@ fn without_url(error: &reqwest::Error) -> String {
     if let Some(url) = error.url() {
         text = text.replace(url.as_str(), "<origin>");
     }
+    let text = crate::secret::redact_url(&text);
     if error.is_connect() {
         return format!("cannot connect to the origin ({text})");
     }

@@ -401,7 +401,7 @@ impl IntoResponse for Error {
             }
         };
         if status.is_server_error() {
-            tracing::error!(error = %self, status = status.as_u16(), "request failed");
+            tracing::error!(error = %crate::secret::redact_url(&self.to_string()), status = status.as_u16(), "request failed");
         }
         let mut response = (status, format!("{reason}\n")).into_response();
         let headers = response.headers_mut();

@@ -31,14 +31,22 @@ use crate::{Error, Result};
 /// Opens the store named by `url`, applying `options` (builder config keys
 /// such as `aws_endpoint` or `aws_allow_http`) on top of the environment.
 pub fn open(url: &str, options: &[(String, String)]) -> Result<Arc<dyn ObjectStore>> {
-    let parsed = Url::parse(url).map_err(|e| Error::Config(format!("`store` {url:?} is not a URL: {e}")))?;
+    let parsed = Url::parse(url).map_err(|e| {
+        Error::Config(format!(
+            "`store` {:?} is not a URL: {e}",
+            crate::secret::redact_url(url)
+        ))
+    })?;
     let scheme = parsed.scheme();
     let prefix = parsed.path().trim_matches('/').to_owned();
     let store: Arc<dyn ObjectStore> = match scheme {
         "file" => {
-            let dir = parsed
-                .to_file_path()
-                .map_err(|()| Error::Config(format!("`store` {url:?} is not a local directory path")))?;
+            let dir = parsed.to_file_path().map_err(|()| {
+                Error::Config(format!(
+                    "`store` {:?} is not a local directory path",
+                    crate::secret::redact_url(url)
+                ))
+            })?;
             std::fs::create_dir_all(&dir)?;
             return Ok(Arc::new(LocalFileSystem::new_with_prefix(&dir)?));
         }

@@ -53,7 +53,10 @@ impl Error {
                 Self::BadGateway(format!("origin playlist is larger than {limit} bytes"))
             }
             O::Unreachable(reason) => Self::BadGateway(reason),
-            other => Self::BadGateway(format!("origin error: {other}")),
+            other => Self::BadGateway(format!(
+                "origin error: {}",
+                origin_store::secret::redact_url(&other.to_string())
+            )),
         }
     }
 }
@@ -69,7 +72,7 @@ impl IntoResponse for Error {
             Error::NoEdge => StatusCode::SERVICE_UNAVAILABLE,
         };
         if status.is_server_error() {
-            tracing::warn!(error = %self, status = status.as_u16(), "request failed");
+            tracing::warn!(error = %origin_store::secret::redact_url(&self.to_string()), status = status.as_u16(), "request failed");
         }
         let mut response = (status, format!("{self}\n")).into_response();
         let headers = response.headers_mut();

@@ -148,7 +148,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     state.fleet.start(stop_rx);
     tracing::info!(
-        origin = %config.origin,
+        origin = %origin_store::secret::redact_url(&config.origin),
         public_url = %public_url,
         id = %state.fleet.me().id,
         peers = config.peers.len(),

@@ -482,3 +482,91 @@ fn configuration_errors_do_not_echo_secrets() {
         assert_clean(&format!("{bin} {args:?}"), &out);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_in_origin_urls_never_reach_the_logs() {
+    const PASSWORD: &str = "URLPASSWORD4c9e1b7a";
+    const QUERY_TOKEN: &str = "URLTOKEN8d2f6a3c";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs = dir.path();
+    let envs = [("RUST_LOG", LOG)];
+    // An origin that is not there, reached with credentials in its URL.
+    let origin = format!("http://admin:{PASSWORD}@127.0.0.1:9/base");
+    // A URL refused at start is named without its credentials too.
+    let with_query = format!("{origin}?token={QUERY_TOKEN}");
+    let (out, exited) = run_to_end(
+        "router",
+        "hlscdn-router",
+        &[
+            "--origin",
+            &with_query,
+            "--fleet-token",
+            FLEET,
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    assert!(exited && out.contains("must not have a query"), "{out}");
+    assert!(!out.contains(PASSWORD) && !out.contains(QUERY_TOKEN), "{out}");
+    let mut router = Server::binary_logged(
+        "router",
+        "hlscdn-router",
+        &[
+            "--origin",
+            &origin,
+            "--fleet-token",
+            FLEET,
+            "--edge",
+            "e1=http://127.0.0.1:9",
+        ],
+        &envs,
+        &logs.join("router.log"),
+    );
+    let mut edge = Server::binary_logged(
+        "edge-agent",
+        "hlscdn-edge",
+        &["--id", "e1", "--origin", &origin, "--fleet-token", FLEET],
+        &envs,
+        &logs.join("edge.log"),
+    );
+    let mut store = Server::binary_logged(
+        "origin-store",
+        "hlscdn-origin",
+        &["--store", &origin],
+        &envs,
+        &logs.join("origin.log"),
+    );
+    // Every one of them fails at the origin, and says so in its log.
+    let http = client();
+    for (server, path) in [
+        (&router, "/live/x/master.m3u8"),
+        (&edge, "/live/x/seg-1.ts"),
+        (&store, "/live/x/seg-1.ts"),
+    ] {
+        let status = http.get(server.url(path)).send().await.expect("request").status();
+        assert!(status.is_server_error() || status == 404, "{path}: {status}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for server in [&mut router, &mut edge, &mut store] {
+        server.signal("TERM");
+        let _ = server.wait_exit(Duration::from_secs(10));
+    }
+    for name in ["router.log", "edge.log", "origin.log"] {
+        let text = log_of(&logs.join(name));
+        assert!(
+            text.contains("127.0.0.1:9"),
+            "{name} names the origin's host:\n{text}"
+        );
+        for secret in [PASSWORD, QUERY_TOKEN] {
+            assert!(
+                !text.contains(secret),
+                "{name} shows {secret}:\n{}",
+                text.lines()
+                    .filter(|l| l.contains(secret))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+    }
+}

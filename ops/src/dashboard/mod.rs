@@ -39,6 +39,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::Stream;
+use origin_store::secret::redact_url;
 use serde::Deserialize;
 
 use crate::api;
@@ -142,7 +143,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> a
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let watcher = Watcher::start(config.routers.clone(), config.origin.clone());
-    tracing::info!(routers = ?config.routers, origin = ?config.origin, "dashboard starting");
+    let routers: Vec<String> = config.routers.iter().map(|r| redact_url(r.as_str())).collect();
+    let origin = config.origin.as_ref().map(|o| redact_url(o.as_str()));
+    tracing::info!(routers = ?routers, origin = ?origin, "dashboard starting");
     let closing = watcher.clone();
     let shutdown = async move {
         shutdown.await;
