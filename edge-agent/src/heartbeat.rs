@@ -72,6 +72,7 @@ impl Heartbeat {
             let link = Link {
                 edge: config.id.clone(),
                 instance: instance.id.clone(),
+                generation: None,
             };
             Links::new(http.clone(), token, link, config.heartbeat_interval)
         });

@@ -198,9 +198,30 @@ impl FleetView {
     /// Another router saw the last link of an edge instance break. True when
     /// this router holds no link from it and the edge was fresh: it is stale
     /// from `now`.
-    pub fn lost_elsewhere(&mut self, edge: &str, instance: &str, now: Instant) -> bool {
+    /// `generation` is the notifier's newest ad of that instance when its
+    /// link broke: a newer one stored here since means the edge spoke after
+    /// the break, and the notice is stale.
+    pub fn lost_elsewhere(
+        &mut self,
+        edge: &str,
+        instance: &str,
+        generation: Option<u64>,
+        now: Instant,
+    ) -> bool {
         let linked = self.links.contains_key(&(edge.to_owned(), instance.to_owned()));
-        !linked && self.mark_lost(edge, instance, now)
+        let spoke_since = self
+            .edges
+            .get(edge)
+            .is_some_and(|r| r.ad.instance.id == instance && generation.is_some_and(|g| r.ad.generation > g));
+        !linked && !spoke_since && self.mark_lost(edge, instance, now)
+    }
+
+    /// The generation of the newest ad of `edge`'s `instance`, if that is the instance held.
+    pub fn generation_of(&self, edge: &str, instance: &str) -> Option<u64> {
+        self.edges
+            .get(edge)
+            .filter(|r| r.ad.instance.id == instance)
+            .map(|r| r.ad.generation)
     }
 
     fn mark_lost(&mut self, edge: &str, instance: &str, now: Instant) -> bool {
@@ -470,16 +491,40 @@ mod tests {
     }
 
     #[test]
+    fn a_loss_notice_older_than_the_edge_s_newest_ad_is_ignored() {
+        let t0 = Instant::now();
+        let mut view = FleetView::new(HOLD, Duration::from_secs(600));
+        // The partition heals: the edge's ad 7 arrives, then a peer's late
+        // notice that it lost the link when it held ad 5.
+        view.apply(ad("e1", "a", 1, 7, EdgeState::Ready), t0, Duration::ZERO);
+        assert!(
+            !view.lost_elsewhere("e1", "a", Some(5), t0),
+            "the edge spoke since"
+        );
+        assert!(view.records(t0).all(|r| r.fresh));
+        assert_eq!(view.generation_of("e1", "a"), Some(7));
+        assert_eq!(view.generation_of("e1", "b"), None);
+        // A notice as new as what is stored (a kill) counts.
+        assert!(view.lost_elsewhere("e1", "a", Some(7), t0));
+    }
+
+    #[test]
     fn a_loss_seen_elsewhere_counts_unless_this_router_holds_a_link() {
         let t0 = Instant::now();
         let mut view = FleetView::new(HOLD, Duration::from_secs(600));
         view.apply(ad("e1", "a", 1, 1, EdgeState::Ready), t0, Duration::ZERO);
         view.apply(ad("e2", "b", 1, 1, EdgeState::Ready), t0, Duration::ZERO);
         view.link_opened("e2", "b", t0);
-        assert!(!view.lost_elsewhere("e2", "b", t0), "its own link says alive");
-        assert!(!view.lost_elsewhere("e1", "other", t0), "not the stored instance");
-        assert!(view.lost_elsewhere("e1", "a", t0));
-        assert!(!view.lost_elsewhere("e1", "a", t0), "already lost");
+        assert!(
+            !view.lost_elsewhere("e2", "b", Some(1), t0),
+            "its own link says alive"
+        );
+        assert!(
+            !view.lost_elsewhere("e1", "other", Some(1), t0),
+            "not the stored instance"
+        );
+        assert!(view.lost_elsewhere("e1", "a", Some(1), t0));
+        assert!(!view.lost_elsewhere("e1", "a", None, t0), "already lost");
         let fresh: Vec<(String, bool)> = view
             .records(t0)
             .map(|r| (r.ad.edge_id.clone(), r.fresh))

@@ -222,8 +222,12 @@ impl Fleet {
             tracing::warn!(edge = %link.edge, "edge link broke: stale now");
             metrics::link_lost();
             self.rebuild(&view, &[]);
+            let notice = Link {
+                generation: view.generation_of(&link.edge, &link.instance),
+                ..link.clone()
+            };
             drop(view);
-            if let Ok(body) = serde_json::to_vec(link) {
+            if let Ok(body) = serde_json::to_vec(&notice) {
                 self.forward(LINK_LOST_PATH, Bytes::from(body), None);
             }
         }
@@ -232,7 +236,7 @@ impl Fleet {
     /// A peer saw an edge's last link break.
     fn lost_elsewhere(&self, link: &Link) {
         let mut view = lock(&self.view);
-        if view.lost_elsewhere(&link.edge, &link.instance, Instant::now()) {
+        if view.lost_elsewhere(&link.edge, &link.instance, link.generation, Instant::now()) {
             tracing::warn!(edge = %link.edge, "a peer saw the edge's link break: stale now");
             self.rebuild(&view, &[]);
         }

@@ -238,6 +238,7 @@ fn hold_link(router: &Server, edge: &str) -> tokio::task::JoinHandle<()> {
     let link = Link {
         edge: edge.to_owned(),
         instance: ad(edge, 0).instance.id,
+        generation: None,
     };
     let url = link.url(&router.url(""));
     tokio::spawn(async move {
@@ -278,6 +279,7 @@ async fn a_broken_edge_link_makes_the_edge_stale_everywhere_at_once() {
     let link = Link {
         edge: "e1".into(),
         instance: instance.clone(),
+        generation: None,
     };
     let status = client()
         .post(link.url(&a.url("")))

@@ -48,6 +48,12 @@ pub struct Link {
     pub edge: String,
     /// The instance id, as in its ads.
     pub instance: String,
+    /// In a lost-link notice: the generation of the instance's newest ad the
+    /// notifying router held when the link broke. A peer that has since
+    /// stored a newer ad of that instance ignores the notice: the edge spoke
+    /// after the break (a healed partition, a notice delivered late).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
 }
 
 impl Link {
