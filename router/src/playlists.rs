@@ -243,6 +243,11 @@ fn serve_stale(playlist: &Playlist, age: Duration) -> bool {
 
 /// The ACL of the signed token for a playlist's media: the longest directory
 /// that holds every media URI (at worst the playlist's own directory).
+///
+/// The ACL is over object keys, percent-decoded, as the edge compares it
+/// with the request path it decoded (`/live/a b/*`, which the token writes
+/// `acl=/live/a%20b/*`): the one canonical form on both sides, however the
+/// playlist spelled its URIs (`a%20b/`, `a b/`, `a%20%62/`).
 fn media_acl(key: &ObjectKey, template: &Template) -> String {
     let own_dir = key.as_str().rsplit_once('/').map_or("", |(dir, _)| dir);
     let mut common: Option<&str> = None;
@@ -253,7 +258,10 @@ fn media_acl(key: &ObjectKey, template: &Template) -> String {
             Some(prefix) => common_dir(prefix, dir),
         });
     }
-    let dir = common.unwrap_or(own_dir);
+    // Directories are compared in URI form (an encoded `%2F` never splits a
+    // segment), and only the result is decoded.
+    let decoded = common.map(rewrite::decode_key);
+    let dir = decoded.as_deref().unwrap_or(own_dir);
     if dir.is_empty() {
         "/*".to_owned()
     } else {
@@ -296,6 +304,29 @@ mod tests {
         let long = entry_weight(&(key.clone(), "x".repeat(7000)), &playlist);
         assert!(short as usize > template_bytes + key.as_str().len());
         assert_eq!(long - short, 7000);
+    }
+
+    #[test]
+    fn the_acl_is_over_decoded_keys() {
+        let key =
+            ObjectKey::from_request_path("/vod/a%20b/r%C3%A9%20%22x%22%20100%25/index.m3u8").expect("key");
+        let options = ScanOptions {
+            playlist_key: key.as_str(),
+            origin_bases: &[],
+        };
+        for body in [
+            "#EXTM3U\n#EXTINF:2,\ns 1.ts\n#EXTINF:2,\ns%202.ts\n",
+            "#EXTM3U\n#EXTINF:2,\n../r%C3%A9%20%22x%22%20100%25/s.ts\n",
+            "#EXTM3U\n#EXTINF:2,\n/vod/a%20b/r\u{e9} \"x\" 100%25/s.ts\n",
+        ] {
+            let template =
+                rewrite::scan(bytes::Bytes::copy_from_slice(body.as_bytes()), &options).expect("scan");
+            assert_eq!(
+                media_acl(&key, &template),
+                "/vod/a b/r\u{e9} \"x\" 100%/*",
+                "{body}"
+            );
+        }
     }
 
     #[test]

@@ -12,6 +12,9 @@
 //! - `exp`: unix seconds; the token is valid while `now < exp`.
 //! - `acl`: the path the token covers, percent-encoded: an exact path, or a
 //!   prefix ending in `*` (`/live/demo-1/*` covers everything under the stream).
+//!   The path is the *decoded* object path (`/vod/a b/*`, written
+//!   `acl=/vod/a%20b/*`), and the edge compares it with the request path it
+//!   decoded: one canonical form on both sides, however a URL spells it.
 //! - `kid`: the id of the [`SigningKey`] that signed it, so keys rotate without
 //!   downtime: a [`KeyRing`] signs with its first key and verifies with any.
 //! - `hmac`: HMAC-SHA256 with that key's secret over every byte before `~hmac=`,
@@ -232,7 +235,8 @@ impl KeyRing {
     }
 
     /// A token that covers `acl` (an exact path, or a prefix ending in `*`,
-    /// see [`acl_for_stream`]) until `expires_unix` (exclusive), signed with the
+    /// see [`acl_for_stream`]; percent-decoded, as an object key: `/vod/a b/*`,
+    /// never `/vod/a%20b/*`) until `expires_unix` (exclusive), signed with the
     /// current key. The result is the value of the [`TOKEN_PARAM`] query
     /// parameter and needs no further escaping.
     pub fn sign(&self, acl: &str, expires_unix: u64) -> String {
@@ -535,6 +539,24 @@ mod tests {
         let mut mac = HmacSha256::new_from_slice(b"0123456789abcdef-secret").expect("key");
         mac.update(expected.as_bytes());
         assert_eq!(&t[expected.len() + 6..], hex::encode(mac.finalize().into_bytes()));
+    }
+
+    #[test]
+    fn the_acl_is_the_decoded_path() {
+        // Issue 13 item 9: the ACL is signed over the decoded path, encoded
+        // once in the token, and compared with the decoded request path.
+        let stream = "vod/r \"q\" 100% \u{e9}";
+        let t = ring().sign(&acl_for_stream(stream), NOW);
+        assert!(t.contains("~acl=/vod/r%20%22q%22%20100%25%20%C3%A9/*~"), "{t}");
+        assert_eq!(ring().verify(&t, &format!("/{stream}/seg 1.ts"), NOW - 1), Ok(()));
+        // An ACL signed over the encoded form is another path: it never
+        // covers the decoded one (the double encoding of the issue).
+        let encoded = ring().sign("/vod/a%20b/*", NOW);
+        assert!(encoded.contains("~acl=/vod/a%2520b/*~"), "{encoded}");
+        assert_eq!(
+            ring().verify(&encoded, "/vod/a b/seg.ts", NOW - 1),
+            Err(TokenError::PathNotCovered)
+        );
     }
 
     #[test]

@@ -51,11 +51,20 @@ use bytes::Bytes;
 
 pub use pathways::Pathway;
 
+/// A key in URI form (as [`Template::slot_key`] gives it) as an object key:
+/// percent-decoded, as the edge reads a request path. Signed ACLs are built
+/// over this form.
+pub fn decode_key(uri_path: &str) -> String {
+    uri::decode_key(uri_path)
+}
+
 /// Where a playlist was fetched from, for resolving its URIs.
 #[derive(Debug, Clone, Copy)]
 pub struct ScanOptions<'a> {
-    /// Object key of the playlist in the origin, e.g. `live/demo-1/240p/index.m3u8`;
-    /// relative URIs resolve against its directory.
+    /// Object key of the playlist in the origin, e.g. `live/demo-1/240p/index.m3u8`,
+    /// percent-decoded (as `ObjectKey::as_str` gives it: `live/a b/index.m3u8`);
+    /// relative URIs resolve against its directory, written in URI form
+    /// (`live/a%20b/`).
     pub playlist_key: &'a str,
     /// Base URLs under which absolute URIs are the origin's own (e.g.
     /// `["http://127.0.0.1:8000/"]`); an absolute URI under one of them is
@@ -235,7 +244,8 @@ impl UriTag {
 pub struct Variant {
     /// The URI line as written.
     pub uri: String,
-    /// The object key it names, if it is the origin's (see [`SlotKind`]).
+    /// The object key it names, if it is the origin's (see [`SlotKind`]),
+    /// percent-decoded: as `ObjectKey::as_str` gives it.
     pub key: Option<String>,
     /// `BANDWIDTH`, bits per second.
     pub bandwidth: Option<u64>,
@@ -278,9 +288,10 @@ pub struct Slot {
     key: Range<usize>,
     /// What is written first: `/` + key + query (media kind, or an origin URL
     /// of playlist kind) or the URI as written up to its fragment (playlist
-    /// kind), in the arena.
+    /// kind), in the arena; always in URI form (bytes a URI cannot hold
+    /// percent-encoded).
     head: Range<usize>,
-    /// The fragment (with `#`), in the input; usually empty.
+    /// The fragment (with `#`), in the arena; usually empty.
     tail: Range<usize>,
     join: Join,
 }
@@ -469,12 +480,15 @@ impl Template {
         self.slots.iter()
     }
 
-    /// The object key a slot names (no leading `/`; percent-encoding as written).
+    /// The object key a slot names, in URI form (no leading `/`; escapes as
+    /// written, bytes a URI cannot hold percent-encoded): what is written
+    /// after the edge base. [`decode_key`] gives the object key.
     pub fn slot_key(&self, slot: &Slot) -> &str {
         self.arena.get(slot.key.clone()).unwrap_or("")
     }
 
-    /// The object keys of every media-kind slot, in input order (repeats included).
+    /// The object keys of every media-kind slot, in URI form (see
+    /// [`Template::slot_key`]), in input order (repeats included).
     pub fn media_keys(&self) -> impl Iterator<Item = &str> + '_ {
         self.slots
             .iter()
@@ -571,7 +585,7 @@ impl Template {
             slot.join.push(out);
             out.extend_from_slice(query);
         }
-        out.extend_from_slice(self.source.get(slot.tail.clone()).unwrap_or_default());
+        out.extend_from_slice(arena.get(slot.tail.clone()).unwrap_or_default());
     }
 }
 

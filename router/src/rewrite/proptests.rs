@@ -439,11 +439,28 @@ pub(super) fn check_invariants(template: &Template, input: &[u8]) -> Result<(), 
         let mut rendered = Vec::new();
         template.render_slot(slot, &ctx, &mut rendered);
         prop_assert!(!rendered.contains(&b'\n') && !rendered.contains(&b'\r'));
+        check_valid_uri(&rendered)?;
         prop_assert!(out[at..at + rendered.len()] == rendered[..]);
         at += rendered.len();
         prev = range.end;
     }
     prop_assert!(out[at..] == input[prev..], "bytes after the last slot changed");
+    Ok(())
+}
+
+/// A rendered slot is a valid URI: no space, `"` or other byte a URI
+/// cannot hold, and it parses as a URL (a relative one against the URL the
+/// player fetched the playlist at).
+fn check_valid_uri(rendered: &[u8]) -> Result<(), TestCaseError> {
+    prop_assert!(
+        rendered.iter().all(|&b| b > b' ' && b < 0x7f && b != b'"'),
+        "rendered URI holds a byte a URI cannot: {:?}",
+        String::from_utf8_lossy(rendered)
+    );
+    let text = std::str::from_utf8(rendered).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let base = url::Url::parse(&format!("http://router.test/{PLAYLIST_KEY}"))
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert!(base.join(text).is_ok(), "rendered URI does not parse: {text:?}");
     Ok(())
 }
 
@@ -519,6 +536,15 @@ fn check_pathways(template: &Template) -> Result<(), TestCaseError> {
 
 fn bases() -> Vec<String> {
     vec![ORIGIN.to_owned()]
+}
+
+/// A name as a packager might write a stored object's: spaces, `"`,
+/// `%` (escapes and lone), non-ASCII letters, bytes a URI cannot hold.
+fn hostile_name() -> impl Strategy<Value = String> {
+    "[a-z \"%<>{}|^`\\\\\u{e9}\u{4e2d}\u{b}]{1,8}|%[0-9A-F]{2}[a-z]{0,3}"
+        .prop_filter("not a dot segment", |n| !matches!(n.trim(), "" | "." | ".."))
+        .prop_filter("not a variable", |n| !n.contains("{$"))
+        .prop_filter("no leading or trailing space", |n| n.trim() == n)
 }
 
 proptest! {
@@ -616,6 +642,45 @@ proptest! {
         let bases = bases();
         if let Ok(template) = scan(Bytes::from(bytes.clone()), &options(&bases)) {
             check_invariants(&template, &bytes)?;
+        }
+    }
+
+    /// Stored names with spaces, `"`, `%` and non-ASCII letters, in a
+    /// rendition directory of such a name: every slot renders to a valid
+    /// URL whose path, percent-decoded, is the object key the packager
+    /// meant (escapes as written decoded, every other byte as it is).
+    #[test]
+    fn hostile_names_render_as_valid_uris(
+        dir in hostile_name(),
+        names in prop::collection::vec(hostile_name(), 1..5),
+    ) {
+        let key = format!("live/{dir}/index.m3u8");
+        let bases = bases();
+        let options = ScanOptions { playlist_key: &key, origin_bases: &bases };
+        let mut body = String::from("#EXTM3U\n#EXT-X-TARGETDURATION:2\n");
+        for name in &names {
+            if !name.contains('"') {
+                body.push_str(&format!("#EXT-X-PART:DURATION=1,URI=\"p{name}.m4s\"\n"));
+            }
+            body.push_str(&format!("#EXTINF:2,\n{name}.ts\n"));
+        }
+        let template = scan(Bytes::from(body.clone()), &options).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        check_invariants(&template, body.as_bytes())?;
+        let ctx = ctx();
+        let mut expected = names.iter().flat_map(|n| {
+            let part = (!n.contains('"')).then(|| format!("p{n}.m4s"));
+            part.into_iter().chain([format!("{n}.ts")])
+        });
+        for slot in template.slots() {
+            let mut rendered = Vec::new();
+            template.render_slot(slot, &ctx, &mut rendered);
+            let text = String::from_utf8_lossy(&rendered).into_owned();
+            let url = url::Url::parse(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+            let path = percent_encoding::percent_decode_str(url.path()).decode_utf8_lossy().into_owned();
+            let name = expected.next().unwrap_or_default();
+            let name = percent_encoding::percent_decode_str(&name).decode_utf8_lossy().into_owned();
+            prop_assert_eq!(path, format!("/live/{dir}/{name}"));
+            prop_assert_eq!(super::decode_key(template.slot_key(slot)), format!("live/{dir}/{name}"));
         }
     }
 }

@@ -74,8 +74,8 @@ fn header_end(src: &[u8], start: usize) -> Result<usize, RewriteError> {
 /// Slots, variants and facts gathered by the pass.
 struct Scanner<'a> {
     src: &'a [u8],
-    playlist_key: &'a str,
-    dir: &'a str,
+    /// The playlist's object key in URI form (percent-encoded).
+    playlist_path: String,
     origins: Origins,
     arena: String,
     slots: Vec<Slot>,
@@ -100,11 +100,9 @@ pub(super) fn scan(
     let start = if src.starts_with(BOM) { BOM.len() } else { 0 };
     let mut pos = header_end(src, start)?;
     check_text(src)?;
-    let playlist_key = options.playlist_key;
     let mut scanner = Scanner {
         src,
-        playlist_key,
-        dir: uri::dir_of(playlist_key),
+        playlist_path: uri::key_to_uri_path(options.playlist_key),
         origins: Origins::new(options.origin_bases),
         arena: String::new(),
         slots: Vec::new(),
@@ -249,24 +247,27 @@ impl Scanner<'_> {
         let src = self.src;
         let own = uri::resolve(
             &src[range.clone()],
-            self.playlist_key,
-            self.dir,
+            &self.playlist_path,
+            uri::dir_of(&self.playlist_path),
             &self.origins,
             &mut self.arena,
         )
         .ok()?;
         let key = own.slash_key.start + 1..own.slash_key.end;
+        // Everything written is in URI form: bytes a URI cannot hold (a
+        // stored name's space or `"`) are percent-encoded, so a quoted
+        // attribute or a URI line always stays valid.
         let head = match tag.kind() {
             SlotKind::Playlist if !own.absolute => {
                 let start = self.arena.len();
-                self.arena.push_str(own.text);
+                uri::push_uri_text(&mut self.arena, own.text);
                 start..self.arena.len()
             }
             // Media kind, and playlist kind written as an origin URL: `/` + key + query.
             _ => {
                 if let Some(query) = own.query {
                     self.arena.push('?');
-                    self.arena.push_str(query);
+                    uri::push_uri_text(&mut self.arena, query);
                 }
                 own.slash_key.start..self.arena.len()
             }
@@ -276,9 +277,12 @@ impl Scanner<'_> {
             Some(q) if q.is_empty() || q.ends_with('&') => Join::Nothing,
             Some(_) => Join::Ampersand,
         };
-        let fragment_start = range.end - own.fragment.len();
-        let tail = fragment_start..range.end;
-        let owned_key = tag.is_variant().then(|| self.arena[key.clone()].to_owned());
+        let tail_start = self.arena.len();
+        uri::push_uri_text(&mut self.arena, own.fragment);
+        let tail = tail_start..self.arena.len();
+        let owned_key = tag
+            .is_variant()
+            .then(|| uri::decode_key(&self.arena[key.clone()]));
         self.slots.push(Slot {
             tag,
             range,

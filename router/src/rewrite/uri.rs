@@ -12,9 +12,13 @@
 //!   the origin root with `..`, bytes that are not UTF-8, an empty URI.
 //!
 //! Resolution removes `.` and `..` segments (also written `%2e`), and keeps
-//! every other byte as written: percent-encoding is neither added nor
-//! removed, so the key is the one the packager meant. Keys are written into
-//! the template's arena as `/` + key, with no allocation of their own.
+//! every other byte as written, except those a URI cannot hold (space, `"`,
+//! `<`, `>`, `\`, `^`, `` ` ``, `{`, `|`, `}`, control bytes, non-ASCII, and a
+//! `%` that starts no `%XX` escape), which are percent-encoded as UTF-8
+//! `%XX`: escapes already written are never decoded nor encoded again, so
+//! the key is the one the packager meant and every URI the router writes is
+//! valid. Keys are written into the template's arena as `/` + key, in this
+//! URI (percent-encoded) form, with no allocation of their own.
 
 /// Why a URI is not a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +123,68 @@ impl Origins {
     }
 }
 
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Whether `b` may stand in a URI as it is (RFC 3986 unreserved and
+/// reserved characters, and `%` when it starts an escape).
+fn uri_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=%".contains(&b)
+}
+
+fn push_escape(out: &mut String, b: u8) {
+    out.push('%');
+    out.push(char::from(HEX[usize::from(b >> 4)]));
+    out.push(char::from(HEX[usize::from(b & 15)]));
+}
+
+/// Whether `bytes[i..]` starts with a `%XX` escape.
+fn is_escape(bytes: &[u8], i: usize) -> bool {
+    bytes.get(i) == Some(&b'%')
+        && bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+        && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
+}
+
+/// Appends `text` (part of a URI as written in a playlist) with every byte a
+/// URI cannot hold percent-encoded; `%XX` escapes are kept as written, a `%`
+/// that starts none becomes `%25`.
+pub(crate) fn push_uri_text(out: &mut String, text: &str) {
+    let bytes = text.as_bytes();
+    if bytes.iter().all(|&b| b != b'%' && uri_char(b)) {
+        out.push_str(text);
+        return;
+    }
+    for (i, &b) in bytes.iter().enumerate() {
+        if (b == b'%' && is_escape(bytes, i)) || (b != b'%' && uri_char(b)) {
+            out.push(char::from(b));
+        } else {
+            push_escape(out, b);
+        }
+    }
+}
+
+/// An object key (percent-decoded, as `ObjectKey` holds it) as a URI path:
+/// every byte but `/`, letters, digits and `-._~!$&'()*+,;=:@` encoded
+/// (`%` included, so a stored `100%.ts` is `100%25.ts`).
+pub(crate) fn key_to_uri_path(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b == b'/' || (uri_char(b) && !b"%?#[]".contains(&b)) {
+            out.push(char::from(b));
+        } else {
+            push_escape(&mut out, b);
+        }
+    }
+    out
+}
+
+/// A key in URI form as an object key: percent-decoded (invalid UTF-8
+/// replaced), as `ObjectKey::from_request_path` reads it on the edge.
+pub(super) fn decode_key(uri_path: &str) -> String {
+    percent_encoding::percent_decode_str(uri_path)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 /// The directory of an object key, with its trailing `/` (empty at the root).
 pub(crate) fn dir_of(key: &str) -> &str {
     let key = key.trim_start_matches('/');
@@ -170,7 +236,7 @@ fn push_segments(arena: &mut String, root: usize, path: &str) -> Result<(), Leav
             arena.truncate(keep);
             continue;
         }
-        arena.push_str(seg);
+        push_uri_text(arena, seg);
         if !last {
             arena.push('/');
         }
@@ -179,7 +245,8 @@ fn push_segments(arena: &mut String, root: usize, path: &str) -> Result<(), Leav
 }
 
 /// Resolves `uri` (as written in a playlist at `playlist_key`, whose
-/// directory is `dir`) and writes `/` + its object key at the end of `arena`.
+/// directory is `dir`, both in URI form: see [`key_to_uri_path`]) and writes
+/// `/` + its object key, in URI form, at the end of `arena`.
 /// On `Err`, `arena` is left as it was.
 pub(crate) fn resolve<'a>(
     uri: &'a [u8],
@@ -324,6 +391,44 @@ mod tests {
         assert_eq!(key("a//b.ts").as_deref(), Ok("live/demo-1/240p/a//b.ts"));
         assert_eq!(key("seg%201.ts").as_deref(), Ok("live/demo-1/240p/seg%201.ts"));
         assert_eq!(key("?x=1").as_deref(), Ok(PLAYLIST));
+    }
+
+    #[test]
+    fn bytes_a_uri_cannot_hold_are_encoded_and_escapes_kept() {
+        assert_eq!(
+            key("a b\"c\".ts").as_deref(),
+            Ok("live/demo-1/240p/a%20b%22c%22.ts")
+        );
+        assert_eq!(key("100%.ts").as_deref(), Ok("live/demo-1/240p/100%25.ts"));
+        assert_eq!(key("%zz%4.ts").as_deref(), Ok("live/demo-1/240p/%25zz%254.ts"));
+        assert_eq!(
+            key("caf\u{e9}.ts").as_deref(),
+            Ok("live/demo-1/240p/caf%C3%A9.ts")
+        );
+        assert_eq!(
+            key("a%20b%C3%A9.ts").as_deref(),
+            Ok("live/demo-1/240p/a%20b%C3%A9.ts")
+        );
+        assert_eq!(
+            key("x<y>{z}|^`\\.ts").as_deref(),
+            Ok("live/demo-1/240p/x%3Cy%3E%7Bz%7D%7C%5E%60%5C.ts")
+        );
+        assert_eq!(
+            key("a!$&'()*+,;=:@~.ts").as_deref(),
+            Ok("live/demo-1/240p/a!$&'()*+,;=:@~.ts")
+        );
+    }
+
+    #[test]
+    fn object_keys_become_uri_paths() {
+        assert_eq!(key_to_uri_path("live/demo-1/a.ts"), "live/demo-1/a.ts");
+        assert_eq!(
+            key_to_uri_path("vod/a b \"q\" 100% \u{e9}/s?#.ts"),
+            "vod/a%20b%20%22q%22%20100%25%20%C3%A9/s%3F%23.ts"
+        );
+        let mut arena = String::new();
+        push_uri_text(&mut arena, &key_to_uri_path("a b/100%/\u{e9}"));
+        assert_eq!(arena, "a%20b/100%25/%C3%A9", "a key in URI form is kept as it is");
     }
 
     #[test]
