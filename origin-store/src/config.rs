@@ -8,6 +8,8 @@
 //! ingest_token = "change-me"
 //! max_ingest_bytes = 268435456
 //! publish_demo = false
+//! catalog_refresh_ms = 5000    # /api/v1/streams: one listing per period at most
+//! catalog_max_objects = 100000 # ... reading at most this many keys
 //!
 //! [store_options]            # builder keys of the store, e.g. for S3:
 //! aws_endpoint = "http://127.0.0.1:9000"
@@ -21,10 +23,12 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::catalog_cache::{self, CatalogSettings};
 use crate::publisher::PublishConfig;
 use crate::secret::Secret;
 use crate::{Error, Result};
@@ -35,6 +39,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
 pub const DEFAULT_MAX_INGEST_BYTES: u64 = 256 * 1024 * 1024;
 /// Default largest playlist inspected for `EXT-X-ENDLIST`: 16 MiB.
 pub const DEFAULT_MAX_PLAYLIST_BYTES: u64 = 16 * 1024 * 1024;
+/// Bounds of `catalog_refresh_ms`: 100 ms to 1 h.
+pub const CATALOG_REFRESH_MS: std::ops::RangeInclusive<u64> = 100..=3_600_000;
 /// Directory of the default `file://` store, relative to the working directory.
 pub const DEFAULT_STORE_DIR: &str = "hlscdn-store";
 
@@ -66,6 +72,14 @@ pub struct Cli {
     /// Largest ingest body in bytes (413 past it).
     #[arg(long, env = "HLSCDN_MAX_INGEST_BYTES")]
     pub max_ingest_bytes: Option<u64>,
+    /// How long the catalog (`/api/v1/streams`) is served before the store is
+    /// listed again, in milliseconds (default 5000).
+    #[arg(long, env = "HLSCDN_CATALOG_REFRESH_MS")]
+    pub catalog_refresh_ms: Option<u64>,
+    /// Most keys one catalog listing reads; past it the answer says
+    /// `"truncated": true` (default 100000).
+    #[arg(long, env = "HLSCDN_CATALOG_MAX_OBJECTS")]
+    pub catalog_max_objects: Option<usize>,
     /// Publish the demo streams (live/demo-1..3, vod/demo) into the store.
     #[arg(long, env = "HLSCDN_PUBLISH_DEMO")]
     pub publish_demo: bool,
@@ -134,6 +148,8 @@ struct FileConfig {
     ingest_token: Option<Secret>,
     max_ingest_bytes: Option<u64>,
     max_playlist_bytes: Option<u64>,
+    catalog_refresh_ms: Option<u64>,
+    catalog_max_objects: Option<usize>,
     publish_demo: Option<bool>,
     #[serde(default)]
     publish: PublishFile,
@@ -161,6 +177,8 @@ pub struct Config {
     pub max_ingest_bytes: u64,
     /// Largest playlist inspected whole.
     pub max_playlist_bytes: u64,
+    /// How `/api/v1/streams` lists the store.
+    pub catalog: CatalogSettings,
     /// The demo publisher's settings, when it runs.
     pub publish: Option<PublishConfig>,
 }
@@ -213,6 +231,16 @@ impl Config {
                 .or(file.max_ingest_bytes)
                 .unwrap_or(DEFAULT_MAX_INGEST_BYTES),
             max_playlist_bytes: file.max_playlist_bytes.unwrap_or(DEFAULT_MAX_PLAYLIST_BYTES),
+            catalog: CatalogSettings {
+                refresh: cli
+                    .catalog_refresh_ms
+                    .or(file.catalog_refresh_ms)
+                    .map_or(catalog_cache::DEFAULT_REFRESH, Duration::from_millis),
+                max_objects: cli
+                    .catalog_max_objects
+                    .or(file.catalog_max_objects)
+                    .unwrap_or(catalog_cache::DEFAULT_MAX_OBJECTS),
+            },
             publish,
         };
         config.validate()?;
@@ -226,6 +254,17 @@ impl Config {
         }
         if self.max_playlist_bytes == 0 {
             return Err(Error::Config("`max_playlist_bytes` must be > 0".into()));
+        }
+        let refresh_ms = u64::try_from(self.catalog.refresh.as_millis()).unwrap_or(u64::MAX);
+        if !CATALOG_REFRESH_MS.contains(&refresh_ms) {
+            return Err(Error::Config(format!(
+                "`catalog_refresh_ms` must be between {} and {}",
+                CATALOG_REFRESH_MS.start(),
+                CATALOG_REFRESH_MS.end()
+            )));
+        }
+        if self.catalog.max_objects == 0 {
+            return Err(Error::Config("`catalog_max_objects` must be > 0".into()));
         }
         if let Some(token) = self.ingest_token.as_ref().map(Secret::expose)
             && (token.len() < 8 || token.chars().any(|c| c.is_whitespace() || c.is_control()))
@@ -273,6 +312,18 @@ mod tests {
         assert!(err.is_some_and(|e| e.to_string().contains("`max_ingest_bytes`")));
         let err = Config::merge(cli(&["--ingest-token", "short"]), FileConfig::default()).err();
         assert!(err.is_some_and(|e| e.to_string().contains("`ingest_token`")));
+        for (flag, value, key) in [
+            ("--catalog-refresh-ms", "0", "`catalog_refresh_ms`"),
+            ("--catalog-refresh-ms", "99", "`catalog_refresh_ms`"),
+            ("--catalog-refresh-ms", "3600001", "`catalog_refresh_ms`"),
+            ("--catalog-max-objects", "0", "`catalog_max_objects`"),
+        ] {
+            let err = Config::merge(cli(&[flag, value]), FileConfig::default()).err();
+            assert!(err.is_some_and(|e| e.to_string().contains(key)), "{flag} {value}");
+        }
+        let file: FileConfig = toml::from_str("catalog_refresh_ms = 50").expect("toml");
+        let err = Config::merge(cli(&[]), file).err();
+        assert!(err.is_some_and(|e| e.to_string().contains("`catalog_refresh_ms`")));
     }
 
     #[test]
@@ -334,5 +385,15 @@ mod tests {
         let config = Config::merge(cli(&[]), FileConfig::default()).expect("valid");
         assert!(config.store.starts_with("file:///"));
         assert!(config.store.trim_end_matches('/').ends_with(DEFAULT_STORE_DIR));
+        assert_eq!(config.catalog, CatalogSettings::default());
+    }
+
+    #[test]
+    fn catalog_settings_from_file_and_flags() {
+        let file: FileConfig =
+            toml::from_str("catalog_refresh_ms = 2000\ncatalog_max_objects = 500\n").expect("toml");
+        let config = Config::merge(cli(&["--catalog-max-objects", "700"]), file).expect("valid");
+        assert_eq!(config.catalog.refresh, Duration::from_secs(2));
+        assert_eq!(config.catalog.max_objects, 700, "the flag wins");
     }
 }

@@ -6,7 +6,7 @@
 //! | `PUT /<key>` | ingest with `Authorization: Bearer <ingest token>`; streamed; 413 past the limit |
 //! | `DELETE /<key>` | delete, same token |
 //! | `OPTIONS /<key>` | CORS preflight |
-//! | `GET /api/v1/streams` | the streams in the store, JSON |
+//! | `GET /api/v1/streams` | the streams in the store, JSON, from [`CatalogCache`] |
 //! | `GET /healthz`, `/readyz`, `/metrics` | liveness, store reachability, Prometheus |
 //!
 //! Errors map to statuses in one place ([`Error`]'s `IntoResponse`), with a
@@ -25,11 +25,12 @@ use axum::routing::get;
 use futures::TryStreamExt;
 use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt};
 
+use crate::catalog_cache::CatalogCache;
 use crate::media::{self, Kind};
 use crate::path::ObjectKey;
 use crate::range::{self, Resolved};
 use crate::secret::Secret;
-use crate::{Error, Result, catalog, ingest, metrics, store};
+use crate::{Error, Result, ingest, metrics, store};
 
 /// Store operations slower than this answer 504.
 pub const STORE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -46,6 +47,8 @@ pub struct OriginState {
     /// Playlists larger than this are served as plain objects, without
     /// looking inside them for `EXT-X-ENDLIST`.
     pub max_playlist_bytes: u64,
+    /// The catalog of `store`, listed one bounded listing at a time.
+    pub catalog: CatalogCache,
 }
 
 /// The origin's router.
@@ -106,21 +109,10 @@ async fn readyz(State(state): State<Arc<OriginState>>) -> Response {
     }
 }
 
+/// The catalog, as the cache has it: `{"streams":[...],"truncated":false}`.
 async fn list_streams(State(state): State<Arc<OriginState>>) -> Result<Response> {
-    let started = Instant::now();
-    let keys: Vec<String> = tokio::time::timeout(
-        STORE_TIMEOUT,
-        state
-            .store
-            .list(None)
-            .map_ok(|meta| meta.location.to_string())
-            .try_collect(),
-    )
-    .await
-    .map_err(|_| Error::Timeout)??;
-    metrics::store_latency("list", started.elapsed());
-    let streams = catalog::streams(keys.iter().map(String::as_str));
-    Ok(axum::Json(serde_json::json!({ "streams": streams })).into_response())
+    let listing = state.catalog.get().await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], listing.body.clone()).into_response())
 }
 
 async fn object(State(state): State<Arc<OriginState>>, request: Request) -> Result<Response> {

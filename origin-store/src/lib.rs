@@ -15,6 +15,7 @@
 //! - [`http`]: the axum app: GET/HEAD/PUT/DELETE, `/api/v1/streams`, health, metrics.
 //! - [`client`]: reading an origin (HTTP through reqwest, stores through `object_store`), for routers and edges.
 //! - [`catalog`]: which streams a store holds (for `/api/v1/streams`). Pure.
+//! - [`catalog_cache`]: the catalog shared between callers: one bounded listing at a time, refreshed every few seconds.
 //! - [`ingest`]: streaming a request body into the store under a size limit.
 //! - [`server`]: serving an app on a listener until shutdown.
 //! - [`secret`]: configured secrets that `Debug` never shows.
@@ -25,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod catalog_cache;
 pub mod client;
 pub mod config;
 pub mod error;
@@ -81,6 +83,7 @@ pub async fn run(
         None => None,
     };
     let state = http::OriginState {
+        catalog: catalog_cache::CatalogCache::new(store.clone(), config.catalog),
         store,
         ingest_token: config.ingest_token,
         max_ingest_bytes: config.max_ingest_bytes,

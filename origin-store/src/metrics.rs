@@ -15,6 +15,8 @@ pub const BYTES_OUT: &str = "hlscdn_origin_bytes_out_total";
 pub const BYTES_IN: &str = "hlscdn_origin_bytes_in_total";
 /// Time spent in the object store, by `op` (get, head, put, delete, list).
 pub const STORE_LATENCY: &str = "hlscdn_origin_store_latency_seconds";
+/// Listings of the whole store for the catalog (`/api/v1/streams`).
+pub const CATALOG_LISTINGS: &str = "hlscdn_origin_catalog_listings_total";
 /// Segments and playlists written by the demo publisher.
 pub const PUBLISHED: &str = "hlscdn_origin_published_objects_total";
 

@@ -131,6 +131,7 @@ async fn conformance(origin: &Server) {
         .filter_map(|s| s["name"].as_str())
         .collect();
     assert_eq!(names, ["live/s1/480p", "vod/v1"]);
+    assert_eq!(streams["truncated"], false, "a whole listing says so");
 
     // Size limit: declared and chunked bodies past it get 413 and write nothing.
     let big = origin.url("/live/s1/480p/big.ts");
