@@ -362,6 +362,23 @@ impl Config {
     }
 
     /// Checks every value, naming the key at fault.
+    /// What this edge presents to routers (ads, links) and also accepts on
+    /// `/admin/drain`: its own credential (`router_api::fleet::edge_credential`),
+    /// derived from the fleet token, or given as `fleet_token` itself (an
+    /// edge that holds only its credential can speak for itself only).
+    pub fn credential(&self) -> Option<Secret> {
+        let token = self.fleet_token.as_ref()?.expose();
+        let given = token
+            .strip_prefix(self.id.as_str())
+            .and_then(|rest| rest.strip_prefix('.'))
+            .is_some_and(|mac| mac.len() == 64 && mac.bytes().all(|b| b.is_ascii_hexdigit()));
+        Some(Secret::from(if given {
+            token.to_owned()
+        } else {
+            router_api::fleet::edge_credential(token, &self.id)
+        }))
+    }
+
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(Error::Config(msg));
         if self.public_url.is_none() && self.listen.ip().is_unspecified() {

@@ -68,7 +68,7 @@ impl Heartbeat {
             .no_proxy()
             .build()?;
         let policy = Policy::for_interval(config.heartbeat_interval, config.forget_router_after);
-        let links = config.fleet_token.clone().map(|token| {
+        let links = config.credential().map(|token| {
             let link = Link {
                 edge: config.id.clone(),
                 instance: instance.id.clone(),
@@ -233,7 +233,7 @@ impl Heartbeat {
 
     fn send(&self, url: String, body: Bytes, tx: &mpsc::UnboundedSender<Event>) {
         let http = self.http.clone();
-        let token = self.config.fleet_token.clone().unwrap_or_default();
+        let token = self.config.credential().unwrap_or_default();
         let timeout = self.config.ad_timeout;
         let tx = tx.clone();
         tokio::spawn(async move {
@@ -252,7 +252,7 @@ impl Heartbeat {
             return;
         };
         let http = self.http.clone();
-        let token = self.config.fleet_token.clone().unwrap_or_default();
+        let token = self.config.credential().unwrap_or_default();
         let timeout = self.config.ad_timeout;
         let tx = tx.clone();
         tokio::spawn(async move {

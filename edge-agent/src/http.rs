@@ -65,6 +65,8 @@ pub struct AppState {
     pub drain: Arc<Drain>,
     /// Fleet token for `/admin/drain`.
     pub fleet_token: Option<Secret>,
+    /// The edge's own credential, also accepted on `/admin/drain`.
+    pub credential: Option<Secret>,
 }
 
 /// The edge's router.
@@ -120,12 +122,14 @@ async fn admin_drain(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let authorized = match (presented, state.fleet_token.as_ref().map(Secret::expose)) {
-        (Some(token), Some(expected)) => {
-            origin_store::http::constant_time_eq(token.as_bytes(), expected.as_bytes())
-        }
-        _ => false,
-    };
+    let authorized = presented.is_some_and(|token| {
+        [&state.fleet_token, &state.credential]
+            .into_iter()
+            .flatten()
+            .any(|expected| {
+                origin_store::http::constant_time_eq(token.as_bytes(), expected.expose().as_bytes())
+            })
+    });
     if !authorized {
         return Error::Unauthorized.into_response();
     }

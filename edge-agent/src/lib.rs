@@ -110,6 +110,7 @@ impl Edge {
             published,
             drain: Arc::new(Drain::new(Instant::now())),
             fleet_token: config.fleet_token.clone(),
+            credential: config.credential(),
         });
         Ok(Edge {
             config: Arc::new(config),

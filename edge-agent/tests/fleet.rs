@@ -355,3 +355,43 @@ async fn a_second_sigterm_exits_at_once() {
     assert_eq!(status.code(), Some(1), "a cut-short drain is not a clean exit");
     assert!(exited - second < Duration::from_secs(1), "{:?}", exited - second);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_given_only_its_credential_heartbeats_and_drains() {
+    let router = FakeRouter::start(None).await;
+    let router_url = router.url();
+    let own = router_api::fleet::edge_credential(FLEET_TOKEN, "edge-cred");
+    let edge = start_edge(&[
+        "--id",
+        "edge-cred",
+        "--origin",
+        "http://127.0.0.1:9",
+        "--router",
+        &router_url,
+        "--fleet-token",
+        &own,
+        "--drain-quiet-ms",
+        "300",
+    ]);
+    router
+        .wait_for(Duration::from_secs(3), |ad| ad.edge_id == "edge-cred")
+        .await
+        .expect("an ad signed with the edge's own credential");
+    let http = client();
+    let drain = edge.url("/admin/drain");
+    for wrong in [
+        FLEET_TOKEN.to_owned(),
+        router_api::fleet::edge_credential(FLEET_TOKEN, "edge-other"),
+    ] {
+        let r = http.post(&drain).bearer_auth(&wrong).send().await.expect("post");
+        assert_eq!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "an edge holding its credential knows no other"
+        );
+    }
+    let r = http.post(&drain).bearer_auth(&own).send().await.expect("post");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let (_edge, status, _) = wait_exit(edge, Duration::from_secs(10)).await;
+    assert!(status.expect("exits when quiet").success());
+}

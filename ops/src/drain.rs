@@ -41,7 +41,10 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let client = api::client();
     let (router, edge) = find_edge(&client, &args.routers, &args.edge).await?;
-    api::drain_edge(&client, &edge.url, &args.fleet_token).await?;
+    // The edge's own credential: an edge given only its credential accepts
+    // nothing else, and one given the fleet token derives the same.
+    let credential = router_api::fleet::edge_credential(&args.fleet_token, &edge.id);
+    api::drain_edge(&client, &edge.url, &credential).await?;
     println!(
         "{} ({}) is draining: it takes no new viewers and exits once its viewers have moved",
         edge.id, edge.url

@@ -32,6 +32,9 @@ pub enum Applied {
     Stored,
     /// Not newer than the stored ad: dropped, not forwarded.
     NotNewer,
+    /// Another instance of the edge holds a link to this router and its
+    /// ads are fresh: the ad claims an identity in use, and is dropped.
+    Contested,
 }
 
 /// A change of an edge worth telling operators about.
@@ -140,6 +143,14 @@ impl FleetView {
             Some(record) => {
                 let expired = !record.is_fresh(now);
                 let restarted = record.ad.instance != ad.instance;
+                // A live, linked instance keeps its identity: a newer
+                // instance is taken once its link broke or its ads stopped.
+                let held = self
+                    .links
+                    .contains_key(&(ad.edge_id.clone(), record.ad.instance.id.clone()));
+                if restarted && !expired && held {
+                    return Applied::Contested;
+                }
                 if !(ad.is_newer_than(&record.ad) || (expired && restarted))
                     || record.is_quarantined(&ad, now)
                 {

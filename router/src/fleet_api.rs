@@ -580,17 +580,43 @@ impl Fleet {
         }
     }
 
+    /// Whether the caller holds the fleet token (routers, operators).
     fn authorized(&self, headers: &HeaderMap) -> bool {
-        headers
+        matches!(self.caller(headers), Some(Caller::Fleet))
+    }
+
+    /// Who the bearer token says the caller is: the fleet (the fleet
+    /// token), or one edge (its credential, `router_api::fleet::edge_credential`).
+    fn caller(&self, headers: &HeaderMap) -> Option<Caller> {
+        let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| {
-                origin_store::http::constant_time_eq(
-                    t.trim().as_bytes(),
-                    self.settings.fleet_token.expose().as_bytes(),
-                )
-            })
+            .and_then(|v| v.strip_prefix("Bearer "))?
+            .trim();
+        let fleet = self.settings.fleet_token.expose();
+        if origin_store::http::constant_time_eq(token.as_bytes(), fleet.as_bytes()) {
+            return Some(Caller::Fleet);
+        }
+        router_api::fleet::edge_of_credential(fleet, token).map(|id| Caller::Edge(id.to_owned()))
+    }
+}
+
+/// Who made a fleet call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Caller {
+    /// A holder of the fleet token: a router, or an operator.
+    Fleet,
+    /// The edge with this id, by its own credential: it may speak for itself only.
+    Edge(String),
+}
+
+impl Caller {
+    /// Whether the caller may speak for edge `id`.
+    fn speaks_for(&self, id: &str) -> bool {
+        match self {
+            Caller::Fleet => true,
+            Caller::Edge(own) => own == id,
+        }
     }
 }
 
@@ -705,10 +731,10 @@ async fn read_body(request: Request) -> Result<Bytes, Response> {
 // The token is checked before the body is read: a caller without it cannot
 // make the router wait for (or buffer) a body.
 async fn receive_ad(State(fleet): State<Arc<Fleet>>, request: Request) -> Response {
-    if !fleet.authorized(request.headers()) {
+    let Some(caller) = fleet.caller(request.headers()) else {
         metrics::ad_received("unauthorized");
         return unauthorized();
-    }
+    };
     let from = request
         .headers()
         .get(FORWARDED_BY)
@@ -729,6 +755,13 @@ async fn receive_ad(State(fleet): State<Arc<Fleet>>, request: Request) -> Respon
         metrics::ad_received("rejected");
         return refuse(StatusCode::BAD_REQUEST, format!("invalid ad: {error}"));
     }
+    if !caller.speaks_for(&ad.edge_id) {
+        metrics::ad_received("unauthorized");
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "an edge's credential covers its own ads only",
+        );
+    }
     match fleet.apply(ad, Duration::ZERO) {
         Applied::Stored => {
             metrics::ad_received("stored");
@@ -738,6 +771,14 @@ async fn receive_ad(State(fleet): State<Arc<Fleet>>, request: Request) -> Respon
         Applied::NotNewer => {
             metrics::ad_received("not_newer");
             axum::Json(serde_json::json!({ "stored": false })).into_response()
+        }
+        Applied::Contested => {
+            metrics::ad_received("contested");
+            tracing::warn!("an ad claimed the id of an edge whose live instance holds a link: refused");
+            refuse(
+                StatusCode::CONFLICT,
+                "another instance of this edge id is linked and fresh",
+            )
         }
     }
 }
@@ -762,11 +803,17 @@ async fn link(
     query: Result<Query<Link>, axum::extract::rejection::QueryRejection>,
     request: Request,
 ) -> Response {
-    if !fleet.authorized(request.headers()) {
+    let Some(caller) = fleet.caller(request.headers()) else {
         return unauthorized();
-    }
+    };
     let link = match query {
-        Ok(Query(link)) if link.is_valid() => link,
+        Ok(Query(link)) if link.is_valid() && caller.speaks_for(&link.edge) => link,
+        Ok(Query(link)) if link.is_valid() => {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "an edge's credential covers its own link only",
+            );
+        }
         _ => {
             return refuse(
                 StatusCode::BAD_REQUEST,

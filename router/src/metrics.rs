@@ -48,7 +48,7 @@ pub fn steering(moved: Option<&'static str>) {
     }
 }
 
-/// Ads received, by `result` (stored, not_newer, rejected, unauthorized).
+/// Ads received, by `result` (stored, not_newer, contested, rejected, unauthorized).
 pub const ADS: &str = "hlscdn_router_ads_total";
 /// Ads forwarded to other routers, by `result` (ok, failed).
 pub const ADS_FORWARDED: &str = "hlscdn_router_ads_forwarded_total";

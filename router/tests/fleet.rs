@@ -716,3 +716,71 @@ async fn playlist_fetches_alone_cannot_forge_load() {
     }
     assert_eq!(counted().await, (775_000, 1), "one viewer at 480p's BANDWIDTH");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_speaks_for_itself_only_and_cannot_take_a_linked_identity() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let router = start_router(free_port(), &[], dir.path());
+    let own = router_api::fleet::edge_credential(TOKEN, "e1");
+    let other = router_api::fleet::edge_credential(TOKEN, "e2");
+    let body = serde_json::to_string(&ad("e1", 1)).expect("json");
+
+    // Its own credential: stored. Another edge's: refused, stores nothing.
+    assert_eq!(post_ad(&router, body.clone(), Some(&other)).await, 403);
+    assert!(
+        edge_state(&router, "e1").await.is_none(),
+        "a refused ad stores nothing"
+    );
+    assert_eq!(post_ad(&router, body, Some(&own)).await, 200);
+    assert!(edge_state(&router, "e1").await.is_some());
+    let forged = own.replacen("e1.", "e3.", 1);
+    let e3 = serde_json::to_string(&ad("e3", 1)).expect("json");
+    assert_eq!(post_ad(&router, e3, Some(&forged)).await, 401);
+    // A link for another edge with its credential is refused too.
+    let link = Link {
+        edge: "e1".into(),
+        instance: ad("e1", 0).instance.id,
+        generation: None,
+    };
+    let r = client()
+        .post(link.url(&router.url("")))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .expect("link");
+    assert_eq!(r.status(), 403);
+
+    // e1's live instance holds a link: an ad of another instance under its
+    // id (a newer start, another URL) is refused, whoever signs it.
+    let held = hold_link(&router, "e1");
+    eventually(Duration::from_secs(3), "the link is held", || async {
+        common::metric(&router, "hlscdn_router_edge_links").await == 1.0
+    })
+    .await;
+    let mut thief = ad("e1", 1);
+    thief.instance = Instance {
+        started_unix_ms: 1_800_000_000_000,
+        id: "fedcba9876543210".into(),
+    };
+    thief.public_url = "http://127.0.0.1:9/thief".into();
+    let thief = serde_json::to_string(&thief).expect("json");
+    assert_eq!(post_ad(&router, thief.clone(), Some(TOKEN)).await, 409);
+    assert_eq!(post_ad(&router, thief.clone(), Some(&own)).await, 409);
+    let url = |view: router_api::fleet::EdgesView| {
+        view.edges
+            .iter()
+            .find(|e| e.id == "e1")
+            .map(|e| e.url.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(url(edges(&router).await), "http://127.0.0.1:9/e1");
+
+    // Once that link breaks (the process died), a new instance is taken.
+    held.abort();
+    eventually(Duration::from_secs(3), "the link broke", || async {
+        common::metric(&router, "hlscdn_router_edge_links").await == 0.0
+    })
+    .await;
+    assert_eq!(post_ad(&router, thief, Some(&own)).await, 200);
+    assert_eq!(url(edges(&router).await), "http://127.0.0.1:9/thief");
+}

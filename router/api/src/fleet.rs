@@ -723,3 +723,60 @@ pub struct EdgesView {
     /// Every edge it knows, by id.
     pub edges: Vec<EdgeView>,
 }
+
+/// HMAC domain of edge credentials.
+const EDGE_CREDENTIAL_DOMAIN: &[u8] = b"hlscdn-edge-credential\0";
+
+/// The credential of edge `edge_id` in a fleet whose token is
+/// `fleet_token`: `{edge_id}.{hex(HMAC-SHA256(fleet_token, "hlscdn-edge-credential\0" ‖ edge_id))}`.
+///
+/// An edge sends it as its bearer token on ads and links instead of the
+/// fleet token, so that it can speak only for itself: a router reads the
+/// edge id from it, checks the HMAC, and refuses an ad or a link of any
+/// other edge. Routers derive it from the fleet token; nothing per edge is
+/// configured on them. `hlscdn edge-credential ID` prints it for an
+/// operator who gives an edge its credential instead of the fleet token.
+pub fn edge_credential(fleet_token: &str, edge_id: &str) -> String {
+    format!("{edge_id}.{}", hex::encode(edge_mac(fleet_token, edge_id)))
+}
+
+/// The edge id `credential` speaks for, if it is a genuine credential of
+/// this fleet (compared in constant time).
+pub fn edge_of_credential<'c>(fleet_token: &str, credential: &'c str) -> Option<&'c str> {
+    let (edge_id, mac) = credential.rsplit_once('.')?;
+    if !crate::session::valid_edge_id(edge_id) || mac.len() != 64 {
+        return None;
+    }
+    let given = hex::decode(mac).ok()?;
+    let expected = edge_mac(fleet_token, edge_id);
+    bool::from(subtle::ConstantTimeEq::ct_eq(given.as_slice(), expected.as_slice())).then_some(edge_id)
+}
+
+fn edge_mac(fleet_token: &str, edge_id: &str) -> Vec<u8> {
+    use hmac::Mac as _;
+    // HMAC takes keys of any length, so the fallback is never used.
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(fleet_token.as_bytes())
+        .unwrap_or_else(|_| <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new(&Default::default()));
+    mac.update(EDGE_CREDENTIAL_DOMAIN);
+    mac.update(edge_id.as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
+#[cfg(test)]
+mod credential_tests {
+    use super::*;
+
+    #[test]
+    fn an_edge_credential_speaks_for_its_edge_only() {
+        let fleet = "fleet-token-for-tests-0123";
+        let c = edge_credential(fleet, "edge-1");
+        assert!(c.starts_with("edge-1."), "{c}");
+        assert_eq!(edge_of_credential(fleet, &c), Some("edge-1"));
+        assert_eq!(edge_of_credential("another-fleet-token-0123", &c), None);
+        let forged = c.replacen("edge-1.", "edge-2.", 1);
+        assert_eq!(edge_of_credential(fleet, &forged), None, "the id is under the MAC");
+        for bad in ["", "edge-1", "edge-1.", "edge-1.zz", fleet, "a/b.00", &format!("{c}0")] {
+            assert_eq!(edge_of_credential(fleet, bad), None, "{bad}");
+        }
+    }
+}
