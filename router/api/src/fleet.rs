@@ -749,7 +749,11 @@ pub fn edge_of_credential<'c>(fleet_token: &str, credential: &'c str) -> Option<
     }
     let given = hex::decode(mac).ok()?;
     let expected = edge_mac(fleet_token, edge_id);
-    bool::from(subtle::ConstantTimeEq::ct_eq(given.as_slice(), expected.as_slice())).then_some(edge_id)
+    bool::from(subtle::ConstantTimeEq::ct_eq(
+        given.as_slice(),
+        expected.as_slice(),
+    ))
+    .then_some(edge_id)
 }
 
 fn edge_mac(fleet_token: &str, edge_id: &str) -> Vec<u8> {
@@ -774,8 +778,20 @@ mod credential_tests {
         assert_eq!(edge_of_credential(fleet, &c), Some("edge-1"));
         assert_eq!(edge_of_credential("another-fleet-token-0123", &c), None);
         let forged = c.replacen("edge-1.", "edge-2.", 1);
-        assert_eq!(edge_of_credential(fleet, &forged), None, "the id is under the MAC");
-        for bad in ["", "edge-1", "edge-1.", "edge-1.zz", fleet, "a/b.00", &format!("{c}0")] {
+        assert_eq!(
+            edge_of_credential(fleet, &forged),
+            None,
+            "the id is under the MAC"
+        );
+        for bad in [
+            "",
+            "edge-1",
+            "edge-1.",
+            "edge-1.zz",
+            fleet,
+            "a/b.00",
+            &format!("{c}0"),
+        ] {
             assert_eq!(edge_of_credential(fleet, bad), None, "{bad}");
         }
     }
