@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use router_api::fleet::EdgesView;
+use router_api::fleet::{EdgesView, RoutersView, Scale};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -51,42 +51,6 @@ pub fn check_base_url(url: &str) -> anyhow::Result<()> {
         bail!("{url:?} must not have a query or fragment");
     }
     Ok(())
-}
-
-/// A router as `GET /api/v1/routers` names it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RouterInfo {
-    /// Random id of the router process.
-    pub id: String,
-    /// URL other routers, edges and operators reach it at.
-    pub url: String,
-}
-
-/// The answer of `GET /api/v1/routers`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RoutersView {
-    /// The router that answered.
-    #[serde(rename = "self")]
-    pub this: RouterInfo,
-    /// The live routers it knows, itself included.
-    pub routers: Vec<RouterInfo>,
-}
-
-/// The answer of `GET /api/v1/scale`: how many edges the fleet should have.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct ScaleView {
-    /// Egress of the fresh, ready edges over their capacity.
-    pub utilization: f64,
-    /// The utilization the router scales towards.
-    pub target_utilization: f64,
-    /// Fresh, ready edges now.
-    pub edges: u32,
-    /// Edges the fleet should have.
-    pub desired_edges: u32,
-    /// Lower bound of `desired_edges`.
-    pub min_edges: u32,
-    /// Upper bound of `desired_edges`.
-    pub max_edges: u32,
 }
 
 /// One stream of the origin's catalog (`GET /api/v1/streams`).
@@ -138,7 +102,7 @@ pub async fn edges(client: &reqwest::Client, router: &str) -> anyhow::Result<Edg
 }
 
 /// A router's `GET /api/v1/scale`; `None` when the router does not serve it (404).
-pub async fn scale(client: &reqwest::Client, router: &str) -> anyhow::Result<Option<ScaleView>> {
+pub async fn scale(client: &reqwest::Client, router: &str) -> anyhow::Result<Option<Scale>> {
     let url = format!("{}/api/v1/scale", base(router));
     let response = client
         .get(&url)
@@ -219,7 +183,7 @@ mod tests {
         .expect("routers view");
         assert_eq!(routers.this.id, "a1");
         assert_eq!(routers.routers.len(), 2);
-        let scale: ScaleView = serde_json::from_str(
+        let scale: Scale = serde_json::from_str(
             r#"{"utilization":0.7,"target_utilization":0.6,"edges":3,"desired_edges":4,"min_edges":1,"max_edges":20}"#,
         )
         .expect("scale view");

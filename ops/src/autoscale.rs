@@ -26,8 +26,9 @@ use anyhow::{Context, bail};
 use router_api::fleet::{EdgeState, EdgesView};
 use tokio::sync::mpsc;
 
-use crate::api::{self, ScaleView};
+use crate::api;
 use crate::supervisor::{self, Group, Restart, Spec, Supervised};
+use router_api::fleet::Scale;
 
 /// `hlscdn autoscale` flags.
 #[derive(Debug, clap::Args)]
@@ -133,7 +134,7 @@ pub struct Policy {
 /// The desired number of edges, computed from a router's edges as
 /// `ceil(fresh ready edges × utilization / target)` within the bounds, where
 /// utilization is the fleet's (reported + assigned egress over capacity).
-pub fn desired_from_edges(view: &EdgesView, policy: Policy) -> ScaleView {
+pub fn desired_from_edges(view: &EdgesView, policy: Policy) -> Scale {
     let serving: Vec<_> = view
         .edges
         .iter()
@@ -158,7 +159,7 @@ pub fn desired_from_edges(view: &EdgesView, policy: Policy) -> ScaleView {
         policy.max_edges
     };
     let max = policy.max_edges.max(policy.min_edges);
-    ScaleView {
+    Scale {
         utilization,
         target_utilization: target,
         edges,
@@ -242,7 +243,7 @@ struct Source {
 
 impl Source {
     /// The scaling answer and the fleet view of the first router that answers.
-    async fn read(&mut self) -> anyhow::Result<(ScaleView, EdgesView)> {
+    async fn read(&mut self) -> anyhow::Result<(Scale, EdgesView)> {
         let mut last = None;
         for router in &self.routers {
             let view = match api::edges(&self.client, router).await {
@@ -300,7 +301,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn describe(scale: &ScaleView) -> String {
+fn describe(scale: &Scale) -> String {
     format!(
         "utilization {:.0}% (target {:.0}%), {} serving edge{}",
         scale.utilization * 100.0,

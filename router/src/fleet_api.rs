@@ -28,9 +28,10 @@ use tokio::sync::{broadcast, watch};
 
 use crate::fleet::{Applied, FleetView, Transition};
 use crate::metrics;
-use crate::peers::{Peers, RouterInfo, RoutersView};
-use crate::scale::{Scale, ScalePolicy, Scaler};
+use crate::peers::Peers;
+use crate::scale::{ScalePolicy, Scaler};
 use crate::select::{Choice, Policy, Request as Pick, Selector};
+use router_api::fleet::{RouterInfo, RoutersView, Scale};
 
 /// Largest ad accepted, in bytes (413 past it).
 pub const MAX_AD_BYTES: usize = 64 * 1024;

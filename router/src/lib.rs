@@ -92,7 +92,7 @@ pub fn state(config: &config::Config, public_url: &str) -> anyhow::Result<http::
         Some(KeyRing::new(config.signing_keys.clone()).context("`signing_keys`")?)
     };
     let fleet = fleet_api::Fleet::new(fleet_api::FleetSettings {
-        me: peers::RouterInfo {
+        me: router_api::fleet::RouterInfo {
             id: format!("{:016x}", rand::random::<u64>()),
             url: public_url.to_owned(),
         },

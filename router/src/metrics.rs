@@ -111,7 +111,7 @@ pub const FLEET_UTILIZATION: &str = "hlscdn_router_fleet_utilization_ratio";
 pub const DESIRED_EDGES: &str = "hlscdn_router_desired_edges";
 
 /// Records the autoscaling figures.
-pub fn scale(scale: &crate::scale::Scale) {
+pub fn scale(scale: &router_api::fleet::Scale) {
     metrics::gauge!(FLEET_UTILIZATION).set(scale.utilization);
     metrics::gauge!(DESIRED_EDGES).set(f64::from(scale.desired_edges));
 }

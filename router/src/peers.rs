@@ -14,29 +14,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use router_api::fleet::{RouterInfo, RoutersView};
 
 /// Consecutive failed rounds after which a learned peer is dropped.
 pub const MAX_FAILURES: u32 = 3;
-
-/// A router as `/api/v1/routers` names it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RouterInfo {
-    /// Random id of the router process.
-    pub id: String,
-    /// URL other routers and edges reach it at.
-    pub url: String,
-}
-
-/// The answer of `GET /api/v1/routers`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RoutersView {
-    /// The router that answered.
-    #[serde(rename = "self")]
-    pub this: RouterInfo,
-    /// The live routers it knows, itself included.
-    pub routers: Vec<RouterInfo>,
-}
 
 #[derive(Debug, Clone, Default)]
 struct Peer {

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use router_api::fleet::Scale;
 
 /// Autoscaling targets.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -33,23 +33,6 @@ impl Default for ScalePolicy {
             cooldown: Duration::from_secs(60),
         }
     }
-}
-
-/// What `GET /api/v1/scale` answers.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Scale {
-    /// (Reported + assigned egress) / capacity over fresh, ready edges.
-    pub utilization: f64,
-    /// The policy's target.
-    pub target_utilization: f64,
-    /// Fresh, ready edges now.
-    pub edges: u32,
-    /// Edges the fleet should have.
-    pub desired_edges: u32,
-    /// Policy bounds.
-    pub min_edges: u32,
-    /// Policy bounds.
-    pub max_edges: u32,
 }
 
 /// The scaler's memory: the last answer and when it changed.

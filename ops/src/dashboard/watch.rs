@@ -13,10 +13,11 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use super::streams::{self, StreamInfo, StreamRow};
-use crate::api::{self, ScaleView};
+use crate::api;
 use crate::health::{self, Observation, Report};
 use crate::history::{History, Sample};
 use crate::sse;
+use router_api::fleet::Scale;
 
 /// Overview interval.
 pub const TICK: Duration = Duration::from_secs(1);
@@ -43,7 +44,7 @@ struct Overview<'a> {
     #[serde(flatten)]
     report: &'a Report,
     streams: Vec<StreamRow>,
-    scale: Option<ScaleView>,
+    scale: Option<Scale>,
     sample: &'a Sample,
 }
 
@@ -62,7 +63,7 @@ struct Inner {
     routers: BTreeMap<String, RouterEntry>,
     history: History,
     catalog: Vec<StreamInfo>,
-    scale: Option<ScaleView>,
+    scale: Option<Scale>,
     disagree_since: Option<Instant>,
     has_view: bool,
     latest: Arc<str>,

@@ -724,6 +724,43 @@ pub struct EdgesView {
     pub edges: Vec<EdgeView>,
 }
 
+/// A router as `GET /api/v1/routers` names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterInfo {
+    /// Random id of the router process.
+    pub id: String,
+    /// URL other routers, edges and operators reach it at.
+    pub url: String,
+}
+
+/// The answer of `GET /api/v1/routers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutersView {
+    /// The router that answered.
+    #[serde(rename = "self")]
+    pub this: RouterInfo,
+    /// The live routers it knows, itself included.
+    pub routers: Vec<RouterInfo>,
+}
+
+/// The answer of `GET /api/v1/scale`: how many edges the fleet should have.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Scale {
+    /// (Reported + assigned egress) / capacity over fresh, ready edges (the
+    /// assigned part at most what each edge reported).
+    pub utilization: f64,
+    /// The utilization the router scales towards.
+    pub target_utilization: f64,
+    /// Fresh, ready edges now.
+    pub edges: u32,
+    /// Edges the fleet should have.
+    pub desired_edges: u32,
+    /// Lower bound of `desired_edges`.
+    pub min_edges: u32,
+    /// Upper bound of `desired_edges`.
+    pub max_edges: u32,
+}
+
 /// HMAC domain of edge credentials.
 const EDGE_CREDENTIAL_DOMAIN: &[u8] = b"hlscdn-edge-credential\0";
 
