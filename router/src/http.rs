@@ -107,19 +107,9 @@ pub fn known_media() -> moka::sync::Cache<String, ()> {
 /// the ancestor directory the session was minted for, else `key`'s own
 /// directory.
 fn stream_dir<'k>(key: &'k ObjectKey, session: Option<&Session>) -> &'k str {
-    let own = dir_of(key);
-    let Some(session) = session else { return own };
-    let mut dir = own;
-    loop {
-        if session::stream_id(dir) == session.stream {
-            return dir;
-        }
-        match dir.rsplit_once('/') {
-            Some((parent, _)) => dir = parent,
-            None if !dir.is_empty() => dir = "",
-            None => return own,
-        }
-    }
+    session
+        .and_then(|s| s.stream_dir(key.as_str()))
+        .unwrap_or_else(|| dir_of(key))
 }
 
 /// The router's HTTP app.
@@ -247,11 +237,9 @@ impl RouterState {
             session.viewer_id,
             crate::select::hash::stable_hash(session.edge_id.as_bytes()),
         );
-        if self.counted.contains_key(&key) {
-            return false;
-        }
-        self.counted.insert(key, ());
-        true
+        // One atomic insert-if-absent: two reloads at once count once, and
+        // each reload keeps the entry from idling out.
+        self.counted.entry(key).or_insert(()).is_fresh()
     }
 
     /// Remembers the media directory of a media playlist served.

@@ -89,12 +89,7 @@ pub fn plan<'a>(
             priority.push(id);
         }
     }
-    // Pathways over the cap go last, keeping their order.
-    let (mut fine, over): (Vec<&str>, Vec<&str>) = priority
-        .into_iter()
-        .partition(|id| status(id) != Some(Unavailable::OverCap));
-    fine.extend(over);
-    let mut priority = fine;
+    // Offered pathways over the cap go last (nothing before them is).
     for &id in &offered_ids {
         if !priority.contains(&id) && status(id) == Some(Unavailable::OverCap) {
             priority.push(id);

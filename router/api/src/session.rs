@@ -89,7 +89,22 @@ impl Session {
     /// the session's stream: the stream is the directory of `key` or one
     /// of its ancestors.
     pub fn covers(&self, key: &str) -> bool {
-        covers(self.stream, key)
+        self.stream_dir(key).is_some()
+    }
+
+    /// The directory of the session's stream among those of `key` (its
+    /// directory, then each ancestor up to the root `""`), if any.
+    pub fn stream_dir<'k>(&self, key: &'k str) -> Option<&'k str> {
+        let mut dir = key.trim_start_matches('/');
+        loop {
+            dir = dir.rsplit_once('/').map_or("", |(d, _)| d);
+            if stream_id(dir) == self.stream {
+                return Some(dir);
+            }
+            if dir.is_empty() {
+                return None;
+            }
+        }
     }
 }
 
@@ -105,19 +120,6 @@ pub fn stream_id(stream: &str) -> u64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     u64::from_be_bytes(first)
-}
-
-fn covers(stream: u64, key: &str) -> bool {
-    let mut dir = key.trim_start_matches('/');
-    loop {
-        dir = dir.rsplit_once('/').map_or("", |(d, _)| d);
-        if stream_id(dir) == stream {
-            return true;
-        }
-        if dir.is_empty() {
-            return false;
-        }
-    }
 }
 
 /// What a steering ticket says: the viewer, and the pathways its
