@@ -12,7 +12,7 @@
 #   router/api:    token     (segment token parser/verifier, split_token, keys)
 #                  session   (viewer session decoder)
 #                  ad        (ad decoder, validation, ordering)
-#   origin-store:  path      (request path normalizer)
+#   origin-client: path      (request path normalizer)
 #
 # Each target starts from its committed seeds (`<crate>/fuzz/seeds/<target>/`,
 # for `rewrite` the playlist corpus) and keeps what it learns in
@@ -36,7 +36,7 @@ if ! cargo "+$toolchain" fuzz --version >/dev/null 2>&1; then
     exit 2
 fi
 
-all=(router:rewrite router/api:token router/api:session router/api:ad origin-store:path)
+all=(router:rewrite router/api:token router/api:session router/api:ad origin-client:path)
 selected=()
 if [[ $# -eq 0 ]]; then
     selected=("${all[@]}")

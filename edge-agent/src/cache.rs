@@ -38,9 +38,9 @@ use futures::stream::BoxStream;
 use moka::Expiry;
 use moka::notification::RemovalCause;
 use moka::policy::EvictionPolicy;
-use origin_store::client::OriginClient;
-use origin_store::media::{self, Kind};
-use origin_store::path::ObjectKey;
+use origin_client::client::OriginClient;
+use origin_client::media::{self, Kind};
+use origin_client::path::ObjectKey;
 use tokio::sync::watch;
 
 use crate::metrics::{self, Counters};

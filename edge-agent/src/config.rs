@@ -32,9 +32,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use origin_store::secret::Secret;
 use router_api::fleet::{self, Ad, AdError, Capacity, EdgeState, Instance, Load};
 use router_api::token::{KeyRing, SigningKey};
+use runtime::secret::Secret;
 use serde::Deserialize;
 
 use crate::{Error, Result};
@@ -107,7 +107,7 @@ pub struct Cli {
     #[arg(long, env = "HLSCDN_ORIGIN")]
     pub origin: Option<String>,
     /// Origin store builder option KEY=VALUE; repeatable.
-    #[arg(long = "origin-option", value_name = "KEY=VALUE", value_parser = origin_store::config::parse_key_value)]
+    #[arg(long = "origin-option", value_name = "KEY=VALUE", value_parser = runtime::config::parse_key_value)]
     pub origin_options: Vec<(String, String)>,
     /// A router to send ads to; repeatable. More are learned from routers.
     #[arg(
@@ -254,7 +254,7 @@ pub struct Config {
 impl Config {
     /// Reads the file named by `--config` (if any) and applies the command line over it.
     pub fn load(cli: Cli) -> Result<Self> {
-        let file = origin_store::config::read_toml(cli.config.as_deref()).map_err(Error::Config)?;
+        let file = runtime::config::read_toml(cli.config.as_deref()).map_err(Error::Config)?;
         Self::merge(cli, file)
     }
 

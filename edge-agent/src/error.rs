@@ -68,9 +68,9 @@ pub enum Error {
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl From<origin_store::Error> for Error {
-    fn from(error: origin_store::Error) -> Self {
-        use origin_store::Error as O;
+impl From<origin_client::Error> for Error {
+    fn from(error: origin_client::Error) -> Self {
+        use origin_client::Error as O;
         match error {
             O::NotFound(_) | O::Store(object_store::Error::NotFound { .. }) => Error::NotFound,
             O::Timeout => Error::Timeout,
@@ -118,7 +118,7 @@ impl IntoResponse for Error {
         };
         // A flood answered 503 is counted in metrics, not logged per request.
         if status.is_server_error() && !matches!(self, Error::OverBudget) {
-            tracing::warn!(error = %origin_store::secret::redact_url(&self.to_string()), status = status.as_u16(), "request failed");
+            tracing::warn!(error = %runtime::secret::redact_url(&self.to_string()), status = status.as_u16(), "request failed");
         }
         let mut response = (status, format!("{reason}\n")).into_response();
         let headers = response.headers_mut();
@@ -159,15 +159,15 @@ mod tests {
             StatusCode::FORBIDDEN
         );
         assert_eq!(
-            Error::from(origin_store::Error::NotFound("x".into())).status(),
+            Error::from(origin_client::Error::NotFound("x".into())).status(),
             StatusCode::NOT_FOUND
         );
         assert_eq!(
-            Error::from(origin_store::Error::Timeout).status(),
+            Error::from(origin_client::Error::Timeout).status(),
             StatusCode::GATEWAY_TIMEOUT
         );
         assert_eq!(
-            Error::from(origin_store::Error::Upstream { status: 500 }).status(),
+            Error::from(origin_client::Error::Upstream { status: 500 }).status(),
             StatusCode::BAD_GATEWAY
         );
         let r = Error::RangeNotSatisfiable { size: 10 }.into_response();

@@ -33,11 +33,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::TryStreamExt;
-use origin_store::media::{self, Kind};
-use origin_store::path::ObjectKey;
-use origin_store::range::{self, RangeRequest, Resolved};
-use origin_store::secret::Secret;
+use origin_client::media::{self, Kind};
+use origin_client::path::ObjectKey;
+use origin_client::range::{self, RangeRequest, Resolved};
 use router_api::token::{KeyRing, split_token};
+use runtime::secret::Secret;
 
 use crate::cache::{Cache, Cached, FetchSpec, Fill, Lookup, Object};
 use crate::drain::Drain;
@@ -82,7 +82,7 @@ pub fn app(state: Arc<AppState>) -> Router {
 }
 
 /// Adds CORS headers, counts answers (absolute-form targets are refused by
-/// `origin_store::server::serve`).
+/// `runtime::server::serve`).
 async fn common_headers(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
@@ -113,7 +113,7 @@ async fn render_metrics(State(state): State<Arc<AppState>>) -> String {
         .published
         .cache_objects
         .set(state.cache.entry_count() as f64);
-    origin_store::metrics::handle().render()
+    runtime::metrics::handle().render()
 }
 
 async fn admin_drain(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -126,9 +126,7 @@ async fn admin_drain(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
         [&state.fleet_token, &state.credential]
             .into_iter()
             .flatten()
-            .any(|expected| {
-                origin_store::http::constant_time_eq(token.as_bytes(), expected.expose().as_bytes())
-            })
+            .any(|expected| runtime::http::constant_time_eq(token.as_bytes(), expected.expose().as_bytes()))
     });
     if !authorized {
         return Error::Unauthorized.into_response();
@@ -203,7 +201,7 @@ async fn serve(state: &AppState, parts: &Parts) -> Result<Response> {
     let head = match parts.method {
         Method::GET => false,
         Method::HEAD => true,
-        Method::OPTIONS => return Ok(origin_store::http::preflight()),
+        Method::OPTIONS => return Ok(runtime::http::preflight()),
         _ => return Err(Error::MethodNotAllowed),
     };
     let key = ObjectKey::from_request_path(parts.uri.path()).map_err(|e| Error::BadInput(e.to_string()))?;
@@ -221,7 +219,7 @@ async fn serve(state: &AppState, parts: &Parts) -> Result<Response> {
     // Playlists keep their `_HLS_*` directives (key and origin request);
     // media are cached by path alone.
     let query = (kind == Kind::Playlist)
-        .then(|| origin_store::query::playlist_query(&rest))
+        .then(|| origin_client::query::playlist_query(&rest))
         .filter(|q| !q.is_empty());
     let cache_key: Cow<'_, str> = match &query {
         Some(q) => Cow::Owned(format!("{}?{q}", key.as_str())),

@@ -48,7 +48,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use origin_store::client::OriginClient;
+use origin_client::client::OriginClient;
 use router_api::fleet::Instance;
 use tokio::net::TcpListener;
 
@@ -80,7 +80,7 @@ impl Edge {
     /// gives the default public URL) as process run `instance`.
     pub fn new(config: Config, local: SocketAddr, instance: Instance) -> anyhow::Result<Self> {
         // Installed before any series is registered, so that no count is lost.
-        origin_store::metrics::handle();
+        runtime::metrics::handle();
         let origin = OriginClient::open(&config.origin, &config.origin_options)?;
         let counters = Arc::new(metrics::Counters::default());
         let published = Arc::new(metrics::Published::register(
@@ -142,7 +142,7 @@ impl Edge {
         tracing::info!(
             edge = %config.id,
             public_url = %self.public_url,
-            origin = %origin_store::secret::redact_url(&config.origin),
+            origin = %runtime::secret::redact_url(&config.origin),
             cache_bytes = config.cache_bytes,
             routers = config.routers.len(),
             signing = config.signing_keys.is_some(),
@@ -162,7 +162,7 @@ impl Edge {
         let finished = async move {
             drain.finished(config.drain_quiet, config.drain_timeout).await;
         };
-        let served = origin_store::server::serve(listener, http::app(self.state.clone()), finished).await;
+        let served = runtime::server::serve(listener, http::app(self.state.clone()), finished).await;
         let _ = stop_tx.send(true);
         let _ = beats.await;
         served.context("serving")

@@ -12,8 +12,8 @@ use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use origin_store::secret::Secret;
 use router_api::fleet::Link;
+use runtime::secret::Secret;
 use tokio::task::JoinHandle;
 
 /// Wait before opening again a link that had lasted.

@@ -8,7 +8,7 @@ use edge_agent::config::{Cli, Config};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    origin_store::run_binary("hlscdn-edge", Config::load(Cli::parse()), |config| async move {
+    runtime::run_binary("hlscdn-edge", Config::load(Cli::parse()), |config| async move {
         match edge_agent::run(config).await? {
             Outcome::Drained => Ok(()),
             Outcome::Forced => Err(anyhow::anyhow!("a second signal cut the drain short")),

@@ -153,7 +153,7 @@ pub struct Published {
 }
 
 impl Published {
-    /// Registers every series (after `origin_store::metrics::handle()` installed
+    /// Registers every series (after `runtime::metrics::handle()` installed
     /// the recorder), with the configured capacity.
     pub fn register(capacity_bps: u64, max_connections: u64) -> Self {
         gauge!(CAPACITY_EGRESS).set(capacity_bps as f64);

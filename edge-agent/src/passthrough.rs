@@ -13,9 +13,9 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
-use origin_store::client::OriginClient;
-use origin_store::path::ObjectKey;
-use origin_store::range::{self, ByteRange, RangeRequest, Resolved};
+use origin_client::client::OriginClient;
+use origin_client::path::ObjectKey;
+use origin_client::range::{self, ByteRange, RangeRequest, Resolved};
 
 use crate::cache::quoted_etag;
 use crate::{Error, Result};
@@ -150,7 +150,7 @@ async fn fetch_store(
     let meta = tokio::time::timeout(timeout, store.head(&path))
         .await
         .map_err(|_| Error::Timeout)?
-        .map_err(origin_store::Error::from)?;
+        .map_err(origin_client::Error::from)?;
     let size = meta.size;
     let (status, bytes, content_range) = match range::resolve(range, size) {
         Resolved::Full => (StatusCode::OK, 0..size, None),
@@ -175,9 +175,9 @@ async fn fetch_store(
         let result = tokio::time::timeout(timeout, store.get_opts(&path, options))
             .await
             .map_err(|_| Error::Timeout)?
-            .map_err(origin_store::Error::from)?;
+            .map_err(origin_client::Error::from)?;
         let stream =
-            origin_store::store::into_stream(result).map_err(|e| Error::from(origin_store::Error::from(e)));
+            origin_client::store::into_stream(result).map_err(|e| Error::from(origin_client::Error::from(e)));
         idle_timeout(stream.boxed(), timeout)
     };
     Ok(Passed {

@@ -2,8 +2,7 @@
 //! test process that record what they get), router discovery, and drain.
 //! Real `hlscdn-edge` (and `hlscdn-origin`) processes on loopback.
 
-#[path = "../../origin-store/tests/common/mod.rs"]
-mod common;
+use test_kit as common;
 mod support;
 
 use std::time::{Duration, Instant};

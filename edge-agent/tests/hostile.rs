@@ -4,10 +4,8 @@
 //! redirects elsewhere (never followed), keys that must stay under the
 //! origin's base, drain without the fleet token, and signed-URL attacks.
 
-#[path = "../../origin-store/tests/common/mod.rs"]
-mod common;
-#[path = "../../origin-store/tests/common/raw.rs"]
-mod raw;
+use test_kit as common;
+use test_kit::raw;
 mod support;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

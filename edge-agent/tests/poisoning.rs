@@ -4,8 +4,7 @@
 //! lacks must cost the origin a bounded number of lookups
 //! (`edge-agent/src/misses.rs`, `docs/EDGE.md`).
 
-#[path = "../../origin-store/tests/common/mod.rs"]
-mod common;
+use test_kit as common;
 mod support;
 
 use std::sync::Arc;

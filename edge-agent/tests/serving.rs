@@ -2,8 +2,7 @@
 //! processes on loopback. Hits and misses are proven by the origin's own
 //! request count, not by the edge's word.
 
-#[path = "../../origin-store/tests/common/mod.rs"]
-mod common;
+use test_kit as common;
 mod support;
 
 use std::sync::Arc;

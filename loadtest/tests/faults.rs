@@ -11,8 +11,7 @@
 //! its URI, and viewers move by switching pathway. Each test prints its
 //! figures (`-- --nocapture`); `docs/RELIABILITY.md` ("Faults") lists them.
 
-#[path = "../../origin-store/tests/common/mod.rs"]
-mod common;
+use test_kit as common;
 mod support;
 
 use std::net::SocketAddr;

@@ -4,8 +4,7 @@
 //! bounded run must play without errors or stalls, put every viewer on an
 //! edge, keep every stream invariant, and write its figures to JSON and HTML.
 
-#[path = "../../origin-store/tests/common/mod.rs"]
-mod common;
+use test_kit as common;
 
 use std::time::{Duration, Instant};
 

@@ -292,7 +292,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let interval = Duration::from_millis(args.interval_ms.max(100));
     let act_after = Instant::now() + Duration::from_secs(args.warmup_secs);
-    let shutdown = origin_store::server::shutdown_signal();
+    let shutdown = runtime::server::shutdown_signal();
     match (&args.exec, args.local) {
         (Some(command), false) => run_exec(source, command, interval, act_after, shutdown).await,
         (None, true) => run_local(source, args.edges, interval, act_after, shutdown).await,

@@ -599,7 +599,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     let first_router = url(plan.layout.routers()[0]);
-    let mut shutdown = std::pin::pin!(origin_store::server::shutdown_signal());
+    let mut shutdown = std::pin::pin!(runtime::server::shutdown_signal());
     let startup = tokio::select! {
         ready = wait_ready(&ready_urls, &first_router, usize::from(args.edges), &mut events, &logs) => ready,
         () = &mut shutdown => Err(anyhow::anyhow!("interrupted during startup")),

@@ -4,10 +4,8 @@
 //! heads, slowloris, the explain proxy pointed at another host, and a
 //! shutdown with an event stream held open.
 
-#[path = "../../origin-store/tests/common/mod.rs"]
-mod common;
-#[path = "../../origin-store/tests/common/raw.rs"]
-mod raw;
+use test_kit as common;
+use test_kit::raw;
 
 use std::time::{Duration, Instant};
 

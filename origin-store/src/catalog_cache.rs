@@ -283,7 +283,7 @@ async fn read_catalog(
             Err(_) => return Err(Failure::Timeout),
         };
         let Some(meta) = next else { break };
-        let meta = meta.map_err(|e| Failure::Store(crate::secret::redact_url(&e.to_string())))?;
+        let meta = meta.map_err(|e| Failure::Store(runtime::secret::redact_url(&e.to_string())))?;
         if objects == max_objects {
             truncated = true;
             break;

@@ -30,8 +30,8 @@ use serde::Deserialize;
 
 use crate::catalog_cache::{self, CatalogSettings};
 use crate::publisher::PublishConfig;
-use crate::secret::Secret;
 use crate::{Error, Result};
+use runtime::secret::Secret;
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
@@ -64,7 +64,7 @@ pub struct Cli {
     #[arg(long, env = "HLSCDN_STORE")]
     pub store: Option<String>,
     /// Store builder option KEY=VALUE (e.g. aws_endpoint=http://127.0.0.1:9000); repeatable.
-    #[arg(long = "store-option", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    #[arg(long = "store-option", value_name = "KEY=VALUE", value_parser = runtime::config::parse_key_value)]
     pub store_options: Vec<(String, String)>,
     /// Bearer token that PUT and DELETE must present; without it ingest is off.
     #[arg(long, env = "HLSCDN_INGEST_TOKEN", hide_env_values = true)]
@@ -89,52 +89,6 @@ pub struct Cli {
     /// Target duration of the demo's live segments, in seconds.
     #[arg(long, env = "HLSCDN_PUBLISH_TARGET_DURATION")]
     pub publish_target_duration: Option<u64>,
-}
-
-/// Reads an optional TOML file into `T` (its default when there is no
-/// file); the message names the file, the line and, from serde, the key at
-/// fault.
-pub fn read_toml<T: serde::de::DeserializeOwned + Default>(
-    path: Option<&std::path::Path>,
-) -> Result<T, String> {
-    let Some(path) = path else { return Ok(T::default()) };
-    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), toml_error(&text, &e)))
-}
-
-/// A TOML error as a one-line message that never quotes the file: the
-/// excerpt `toml`'s `Display` adds is the offending line, and serde's
-/// "invalid type" messages quote the value, either of which may be a secret
-/// (`fleet_token = …`, `signing_keys = "k1:…"`).
-fn toml_error(text: &str, error: &toml::de::Error) -> String {
-    let mut message = error.message().trim().replace('\n', " ");
-    for prefix in ["invalid type: ", "invalid value: "] {
-        if let Some((found, expected)) = message
-            .strip_prefix(prefix)
-            .and_then(|rest| rest.split_once(", expected "))
-        {
-            let kind = found.split_whitespace().next().unwrap_or("value");
-            message = format!("{prefix}{kind}, expected {expected}");
-            break;
-        }
-    }
-    match error.span() {
-        Some(span) => {
-            let before = text.get(..span.start).unwrap_or(text);
-            let line = before.matches('\n').count() + 1;
-            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            format!("line {line}, column {column}: {message}")
-        }
-        None => message,
-    }
-}
-
-/// Parses a `KEY=VALUE` command-line argument.
-pub fn parse_key_value(s: &str) -> std::result::Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
-        .filter(|(k, _)| !k.is_empty())
-        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
 }
 
 /// The file form; every key optional.
@@ -186,7 +140,7 @@ pub struct Config {
 impl Config {
     /// Reads the file named by `--config` (if any) and applies the command line over it.
     pub fn load(cli: Cli) -> Result<Self> {
-        let file = read_toml(cli.config.as_deref()).map_err(Error::Config)?;
+        let file = runtime::config::read_toml(cli.config.as_deref()).map_err(Error::Config)?;
         Self::merge(cli, file)
     }
 
@@ -324,38 +278,6 @@ mod tests {
         let file: FileConfig = toml::from_str("catalog_refresh_ms = 50").expect("toml");
         let err = Config::merge(cli(&[]), file).err();
         assert!(err.is_some_and(|e| e.to_string().contains("`catalog_refresh_ms`")));
-    }
-
-    #[test]
-    fn toml_errors_name_the_line_but_never_quote_it() {
-        #[derive(Debug, Default, serde::Deserialize)]
-        #[serde(deny_unknown_fields)]
-        #[allow(dead_code)]
-        struct Secrets {
-            token: Option<String>,
-            keys: Option<Vec<String>>,
-        }
-        let dir = tempfile::tempdir().expect("tempdir");
-        for (text, expect) in [
-            ("tokn = \"SECRET-1\"\n", "line 1, column 1: unknown field `tokn`"),
-            ("\ntoken = \"SECRET-1\n", "line 2"),
-            ("token = \"SECRET-1\" x\n", "line 1"),
-            (
-                "keys = \"k1:SECRET-1\"\n",
-                "line 1, column 8: invalid type: string, expected a sequence",
-            ),
-            ("token = 1234567890\n", "invalid type: integer, expected a string"),
-        ] {
-            let path = dir.path().join("c.toml");
-            std::fs::write(&path, text).expect("write");
-            let error = read_toml::<Secrets>(Some(&path)).err().unwrap_or_default();
-            assert!(error.contains(expect), "{text:?}: {error}");
-            assert!(
-                !error.contains("SECRET") && !error.contains("1234567890"),
-                "{error}"
-            );
-            assert_eq!(error.lines().count(), 1, "{error}");
-        }
     }
 
     #[test]

@@ -29,8 +29,8 @@ use crate::catalog_cache::CatalogCache;
 use crate::media::{self, Kind};
 use crate::path::ObjectKey;
 use crate::range::{self, Resolved};
-use crate::secret::Secret;
 use crate::{Error, Result, ingest, metrics, store};
+use runtime::secret::Secret;
 
 /// Store operations slower than this answer 504.
 pub const STORE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -54,12 +54,12 @@ pub struct OriginState {
 /// The origin's router.
 pub fn app(state: OriginState) -> Router {
     // Installed before the first request, so that no count is lost.
-    metrics::handle();
+    runtime::metrics::handle();
     let state = Arc::new(state);
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(|| async { metrics::handle().render() }))
+        .route("/metrics", get(|| async { runtime::metrics::handle().render() }))
         .route("/api/v1/streams", get(list_streams))
         .fallback(object)
         .with_state(state)
@@ -67,7 +67,7 @@ pub fn app(state: OriginState) -> Router {
 }
 
 /// Adds CORS headers and counts every answer by method and status
-/// (absolute-form targets are refused by [`crate::server::serve`]).
+/// (absolute-form targets are refused by [`runtime::server::serve`]).
 async fn common_headers(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let mut response = next.run(request).await;
@@ -110,21 +110,21 @@ async fn readyz(State(state): State<Arc<OriginState>>) -> Response {
 }
 
 /// The catalog, as the cache has it: `{"streams":[...],"truncated":false}`.
-async fn list_streams(State(state): State<Arc<OriginState>>) -> Result<Response> {
+async fn list_streams(State(state): State<Arc<OriginState>>) -> Result<Response, Failure> {
     let listing = state.catalog.get().await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], listing.body.clone()).into_response())
 }
 
-async fn object(State(state): State<Arc<OriginState>>, request: Request) -> Result<Response> {
+async fn object(State(state): State<Arc<OriginState>>, request: Request) -> Result<Response, Failure> {
     let key =
         ObjectKey::from_request_path(request.uri().path()).map_err(|e| Error::BadInput(e.to_string()))?;
     match *request.method() {
-        Method::GET | Method::HEAD => {
-            read(&state, &key, request.method() == Method::HEAD, request.headers()).await
-        }
+        Method::GET | Method::HEAD => read(&state, &key, request.method() == Method::HEAD, request.headers())
+            .await
+            .map_err(Failure),
         Method::PUT => {
             authorize(&state, request.headers())?;
-            put(&state, &key, request).await
+            put(&state, &key, request).await.map_err(Failure)
         }
         Method::DELETE => {
             authorize(&state, request.headers())?;
@@ -137,7 +137,7 @@ async fn object(State(state): State<Arc<OriginState>>, request: Request) -> Resu
             tracing::info!(key = %key, "object deleted");
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        Method::OPTIONS => Ok(preflight()),
+        Method::OPTIONS => Ok(runtime::http::preflight()),
         _ => Ok((
             StatusCode::METHOD_NOT_ALLOWED,
             [(header::ALLOW, "GET, HEAD, PUT, DELETE, OPTIONS")],
@@ -145,23 +145,6 @@ async fn object(State(state): State<Arc<OriginState>>, request: Request) -> Resu
         )
             .into_response()),
     }
-}
-
-/// The answer to a CORS preflight of a read-only HLS server (every hls-cdn
-/// server lets browser players read across hosts).
-pub fn preflight() -> Response {
-    (
-        StatusCode::NO_CONTENT,
-        [
-            (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, HEAD, OPTIONS"),
-            (
-                header::ACCESS_CONTROL_ALLOW_HEADERS,
-                "Range, If-None-Match, If-Modified-Since, If-Range",
-            ),
-            (header::ACCESS_CONTROL_MAX_AGE, "86400"),
-        ],
-    )
-        .into_response()
 }
 
 /// Checks `Authorization: Bearer <token>` in constant time.
@@ -177,17 +160,9 @@ fn authorize(state: &OriginState, headers: &HeaderMap) -> Result<()> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match presented {
-        Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
+        Some(token) if runtime::http::constant_time_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
         _ => Err(Error::Unauthorized),
     }
-}
-
-/// Compares two byte strings in time that depends only on their lengths.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn put(state: &OriginState, key: &ObjectKey, request: Request) -> Result<Response> {
@@ -363,9 +338,20 @@ async fn timed<T>(
     outcome.map_err(|_| Error::Timeout)?.map_err(Error::from)
 }
 
-impl IntoResponse for Error {
+/// An [`Error`] as the origin answers it over HTTP.
+#[derive(Debug)]
+pub struct Failure(pub Error);
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure(error)
+    }
+}
+
+impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        let (status, reason) = match &self {
+        let Failure(error) = self;
+        let (status, reason) = match &error {
             Error::NotFound(_) | Error::Store(object_store::Error::NotFound { .. }) => {
                 (StatusCode::NOT_FOUND, "not found".to_owned())
             }
@@ -375,8 +361,8 @@ impl IntoResponse for Error {
                 "missing or invalid bearer token".to_owned(),
             ),
             Error::Forbidden(reason) => (StatusCode::FORBIDDEN, reason.clone()),
-            Error::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, self.to_string()),
-            Error::RangeNotSatisfiable { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, self.to_string()),
+            Error::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, error.to_string()),
+            Error::RangeNotSatisfiable { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, error.to_string()),
             Error::Store(object_store::Error::Precondition { .. }) => (
                 StatusCode::PRECONDITION_FAILED,
                 "object changed while being read".to_owned(),
@@ -393,19 +379,19 @@ impl IntoResponse for Error {
             }
         };
         if status.is_server_error() {
-            tracing::error!(error = %crate::secret::redact_url(&self.to_string()), status = status.as_u16(), "request failed");
+            tracing::error!(error = %runtime::secret::redact_url(&error.to_string()), status = status.as_u16(), "request failed");
         }
         let mut response = (status, format!("{reason}\n")).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if matches!(
-            self,
+            error,
             Error::Unauthorized | Error::Forbidden(_) | Error::TooLarge { .. }
         ) {
             // Refused before the body was read: the connection cannot be reused.
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        match self {
+        match error {
             Error::Unauthorized => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
@@ -444,12 +430,5 @@ mod tests {
             HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
         );
         assert!(!not_modified(&h, "\"a\"", t));
-    }
-
-    #[test]
-    fn tokens_compare_exactly() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
     }
 }

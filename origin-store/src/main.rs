@@ -5,8 +5,8 @@ use origin_store::config::{Cli, Config};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    origin_store::run_binary("hlscdn-origin", Config::load(Cli::parse()), |config| {
-        origin_store::run(config, origin_store::server::shutdown_signal())
+    runtime::run_binary("hlscdn-origin", Config::load(Cli::parse()), |config| {
+        origin_store::run(config, runtime::server::shutdown_signal())
     })
     .await
 }

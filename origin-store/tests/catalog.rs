@@ -3,9 +3,8 @@
 //! segments are served meanwhile. Issue 13 item 7. A test binary of its own,
 //! so that no other test's crowd runs beside its timings.
 
-mod common;
-#[path = "common/raw.rs"]
-mod raw;
+use test_kit as common;
+use test_kit::raw;
 
 use std::time::{Duration, Instant};
 

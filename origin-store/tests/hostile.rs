@@ -5,9 +5,8 @@
 //! and writes without the ingest token. Each gets a clear 4xx (or the
 //! connection closed), and the origin stays healthy.
 
-mod common;
-#[path = "common/raw.rs"]
-mod raw;
+use test_kit as common;
+use test_kit::raw;
 
 use std::time::{Duration, Instant};
 
@@ -149,7 +148,7 @@ fn fds(pid: u32) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_silent_clients_are_cut_off_at_the_header_timeout_and_block_nobody() {
     // The default header timeout (10 s): this is the setting that ships.
-    let timeout = origin_store::server::HEADER_READ_TIMEOUT;
+    let timeout = runtime::server::HEADER_READ_TIMEOUT;
     let mut origin = origin();
     let a = origin.addr;
     let baseline = fds(origin.pid());

@@ -1,7 +1,7 @@
 //! A real packager pushing live HLS into the origin: Debian's ffmpeg with
 //! `-method PUT` (chunked PUTs) and `-hls_flags delete_segments` (DELETEs).
 
-mod common;
+use test_kit as common;
 
 use common::{Server, client, run_tool};
 use reqwest::StatusCode;

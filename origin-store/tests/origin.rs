@@ -2,7 +2,7 @@
 //! `file://` and `s3://` (a real S3-protocol server, moto), each in its own
 //! `hlscdn-origin` process on loopback.
 
-mod common;
+use test_kit as common;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};

@@ -15,7 +15,7 @@ use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use origin_store::Error;
+use origin_client::Error;
 use origin_store::publisher::{PublishConfig, Publisher};
 
 const LOOP_SECS: u64 = 12;

@@ -39,8 +39,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use origin_store::secret::Secret;
 use router_api::token::SigningKey;
+use runtime::secret::Secret;
 use serde::Deserialize;
 
 use crate::error::ConfigError;
@@ -307,7 +307,7 @@ pub struct Config {
 impl Config {
     /// Reads the file named by `--config` (if any) and applies the command line over it.
     pub fn load(cli: Cli) -> Result<Self, ConfigError> {
-        let file = origin_store::config::read_toml(cli.config.as_deref()).map_err(ConfigError)?;
+        let file = runtime::config::read_toml(cli.config.as_deref()).map_err(ConfigError)?;
         Self::merge(cli, file)
     }
 

@@ -40,8 +40,8 @@ pub const RETRY_AFTER_SECS: u64 = 2;
 
 impl Error {
     /// Maps an origin read failure.
-    pub fn from_origin(error: origin_store::Error, timeout: std::time::Duration) -> Self {
-        use origin_store::Error as O;
+    pub fn from_origin(error: origin_client::Error, timeout: std::time::Duration) -> Self {
+        use origin_client::Error as O;
         match error {
             O::NotFound(_) | O::Store(object_store::Error::NotFound { .. }) => Self::NotFound,
             O::Timeout => Self::Timeout(timeout),
@@ -55,7 +55,7 @@ impl Error {
             O::Unreachable(reason) => Self::BadGateway(reason),
             other => Self::BadGateway(format!(
                 "origin error: {}",
-                origin_store::secret::redact_url(&other.to_string())
+                runtime::secret::redact_url(&other.to_string())
             )),
         }
     }
@@ -72,7 +72,7 @@ impl IntoResponse for Error {
             Error::NoEdge => StatusCode::SERVICE_UNAVAILABLE,
         };
         if status.is_server_error() {
-            tracing::warn!(error = %origin_store::secret::redact_url(&self.to_string()), status = status.as_u16(), "request failed");
+            tracing::warn!(error = %runtime::secret::redact_url(&self.to_string()), status = status.as_u16(), "request failed");
         }
         let mut response = (status, format!("{self}\n")).into_response();
         let headers = response.headers_mut();

@@ -19,10 +19,9 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::Stream;
-use origin_store::secret::Secret;
-use router_api::fleet::{
-    Ad, Capacity, EdgeSnapshot, EdgeView, EdgesView, FleetSnapshot, LINK_LOST_PATH, LINK_PATH, Link, Load,
-};
+use router_api::fleet::{Ad, Capacity, EdgeView, EdgesView, LINK_LOST_PATH, LINK_PATH, Link, Load};
+use runtime::secret::Secret;
+use selection::snapshot::{EdgeSnapshot, FleetSnapshot};
 use serde::Deserialize;
 use tokio::sync::{broadcast, watch};
 
@@ -595,7 +594,7 @@ impl Fleet {
             .and_then(|v| v.strip_prefix("Bearer "))?
             .trim();
         let fleet = self.settings.fleet_token.expose();
-        if origin_store::http::constant_time_eq(token.as_bytes(), fleet.as_bytes()) {
+        if runtime::http::constant_time_eq(token.as_bytes(), fleet.as_bytes()) {
             return Some(Caller::Fleet);
         }
         router_api::fleet::edge_of_credential(fleet, token).map(|id| Caller::Edge(id.to_owned()))

@@ -16,7 +16,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use origin_store::path::ObjectKey;
+use origin_client::path::ObjectKey;
 use router_api::session::{self, Session, SessionKey, SteeringTicket};
 use router_api::token::{self, KeyRing};
 
@@ -114,14 +114,11 @@ fn stream_dir<'k>(key: &'k ObjectKey, session: Option<&Session>) -> &'k str {
 
 /// The router's HTTP app.
 pub fn app(state: Arc<RouterState>) -> Router {
-    origin_store::metrics::handle();
+    runtime::metrics::handle();
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route(
-            "/metrics",
-            get(|| async { origin_store::metrics::handle().render() }),
-        )
+        .route("/metrics", get(|| async { runtime::metrics::handle().render() }))
         .route("/r/{*path}", get(redirect))
         .route("/steer/{*stream}", get(steering))
         .route("/api/v1/explain", get(explain))
@@ -132,11 +129,11 @@ pub fn app(state: Arc<RouterState>) -> Router {
 }
 
 /// Answers preflights, adds CORS, counts answers by route and status
-/// (absolute-form targets are refused by `origin_store::server::serve`).
+/// (absolute-form targets are refused by `runtime::server::serve`).
 async fn common(request: Request, next: Next) -> Response {
     let route = route_label(request.uri().path());
     let mut response = if request.method() == Method::OPTIONS {
-        origin_store::http::preflight()
+        runtime::http::preflight()
     } else {
         next.run(request).await
     };
@@ -754,7 +751,7 @@ fn playlist_response(playlist: &Playlist, body: Vec<u8>, head: bool) -> Response
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(origin_store::media::PLAYLIST_CONTENT_TYPE),
+        HeaderValue::from_static(origin_client::media::PLAYLIST_CONTENT_TYPE),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));

@@ -5,43 +5,41 @@
 //! # Layout
 //!
 //! - [`rewrite`]: playlist scanning into a template of byte runs and URI slots, and rendering. Pure.
-//! - [`select`]: edge choice over a fleet snapshot (weighted rendezvous, bounded load, stickiness). Pure.
 //! - [`steer`]: Content Steering: the order of a viewer's pathways, and clones onto other edges. Pure.
-//! - [`fleet`]: the newest ad of every edge, freshness, hold-down, flips. Pure.
-//! - [`peers`]: the routers this router knows; discovery and forgetting. Pure.
 //! - [`fleet_api`]: ads in, forwarding, discovery, bootstrap, `/api/v1/*` fleet views, events.
 //! - [`groups`]: viewer groups by trusted header or CIDR. Pure.
-//! - [`scale`]: the desired edge count for autoscaling. Pure.
 //! - [`playlists`]: origin playlists fetched once (collapsed) and cached as templates.
 //! - [`http`]: the axum app: rewritten playlists, `/r/` redirects, health, metrics.
 //! - [`config`]: TOML + `HLSCDN_*` + flags, validated.
 //! - [`metrics`]: metric names.
 //! - [`error`]: the error type and its one mapping to HTTP answers.
+//!
+//! Edge selection, the fleet state machine, peers and scale are the pure
+//! `selection` crate; the HTTP server loop, metrics recorder and secrets are
+//! the `runtime` crate; reading the origin is the `origin-client` crate.
 
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod error;
-pub mod fleet;
 pub mod fleet_api;
 pub mod groups;
 pub mod http;
 pub mod metrics;
-pub mod peers;
 pub mod playlists;
 pub mod rewrite;
-pub mod scale;
-pub mod select;
 pub mod steer;
+
+use selection::{fleet, peers, scale, select};
 
 use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
-use origin_store::client::OriginClient;
-use router_api::fleet::{EdgeSnapshot, FleetSnapshot};
+use origin_client::client::OriginClient;
 use router_api::session::SessionKey;
 use router_api::token::KeyRing;
+use selection::snapshot::{EdgeSnapshot, FleetSnapshot};
 
 /// The fleet view of a statically configured fleet.
 pub fn static_fleet(edges: &[config::EdgeConfig]) -> FleetSnapshot {
@@ -148,7 +146,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     state.fleet.start(stop_rx);
     tracing::info!(
-        origin = %origin_store::secret::redact_url(&config.origin),
+        origin = %runtime::secret::redact_url(&config.origin),
         public_url = %public_url,
         id = %state.fleet.me().id,
         peers = config.peers.len(),
@@ -161,7 +159,7 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     };
-    origin_store::server::serve(listener, http::app(state), shutdown)
+    runtime::server::serve(listener, http::app(state), shutdown)
         .await
         .context("serving")
 }

@@ -5,8 +5,8 @@ use router::config::{Cli, Config};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    origin_store::run_binary("hlscdn-router", Config::load(Cli::parse()), |config| {
-        router::run(config, origin_store::server::shutdown_signal())
+    runtime::run_binary("hlscdn-router", Config::load(Cli::parse()), |config| {
+        router::run(config, runtime::server::shutdown_signal())
     })
     .await
 }

@@ -2,7 +2,7 @@
 //!
 //! A `moka` cache keyed by the object key and the query passed to the origin:
 //! only the `_HLS_*` delivery directives of blocking and delta reloads
-//! ([`origin_store::query::playlist_query`]); every other parameter the
+//! ([`origin_client::query::playlist_query`]); every other parameter the
 //! player sent is dropped, so that `?b=1`, `?b=2`, … cannot fill the cache or
 //! reach the origin. Concurrent misses for one key collapse into one origin
 //! fetch. Each entry lives as long as its kind allows:
@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
-use origin_store::client::OriginClient;
-use origin_store::path::ObjectKey;
+use origin_client::client::OriginClient;
+use origin_client::path::ObjectKey;
 
 use crate::error::Error;
 use crate::metrics;
@@ -133,7 +133,7 @@ impl Playlists {
     /// already removed): only its `_HLS_*` delivery directives take part in
     /// the cache key and the origin request.
     pub async fn get(&self, key: &ObjectKey, query: &str) -> Result<Arc<Playlist>, Error> {
-        let query = origin_store::query::playlist_query(query);
+        let query = origin_client::query::playlist_query(query);
         let query = query.as_str();
         let cache_key = (key.clone(), query.to_owned());
         let mut fetched = false;

@@ -3,8 +3,7 @@
 //! DESIGN.md names, quickly; `_HLS_*` parameters reach the origin and never
 //! the rewritten URIs; concurrent misses collapse into one origin fetch.
 
-#[path = "../../origin-store/tests/common/mod.rs"]
-mod common;
+use test_kit as common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

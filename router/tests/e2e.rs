@@ -4,8 +4,7 @@
 //! same bytes). The test follows the URLs exactly as a player would:
 //! master → variant → segment.
 
-#[path = "../../origin-store/tests/common/mod.rs"]
-mod common;
+use test_kit as common;
 
 use common::{Server, client};
 use reqwest::StatusCode;

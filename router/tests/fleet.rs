@@ -5,8 +5,7 @@
 //! router copies the fleet view before it is ready, and a dead router is
 //! dropped and relearned.
 
-#[path = "../../origin-store/tests/common/mod.rs"]
-mod common;
+use test_kit as common;
 mod support;
 
 use std::time::{Duration, Instant};

@@ -5,10 +5,8 @@
 //! fleet, fleet changes without the fleet token, and signing-key rotation
 //! through real edges without a failed viewer.
 
-#[path = "../../origin-store/tests/common/mod.rs"]
-mod common;
-#[path = "../../origin-store/tests/common/raw.rs"]
-mod raw;
+use test_kit as common;
+use test_kit::raw;
 mod support;
 
 use std::collections::BTreeMap;

@@ -5,8 +5,7 @@
 //! a killed edge keeps getting chosen, how soon a draining edge is seen, and
 //! whether a viewer following its playlists meanwhile ever fails a segment.
 
-#[path = "../../origin-store/tests/common/mod.rs"]
-mod common;
+use test_kit as common;
 mod support;
 
 use std::time::{Duration, Instant};

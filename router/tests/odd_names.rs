@@ -5,8 +5,7 @@
 //! valid (m3u8-rs parses it, every segment URI is a URL) and every segment
 //! fetched through the edge with its signed URL answers 200, not 403.
 
-#[path = "../../origin-store/tests/common/mod.rs"]
-mod common;
+use test_kit as common;
 
 use common::{Server, client};
 use reqwest::StatusCode;

@@ -5,10 +5,8 @@
 //! `/api/v1/*` and error answer, and the `--help`/`--version` text of each
 //! binary is searched for the secrets.
 
-#[path = "../../origin-store/tests/common/mod.rs"]
-mod common;
-#[path = "../../origin-store/tests/common/raw.rs"]
-mod raw;
+use test_kit as common;
+use test_kit::raw;
 
 use std::path::Path;
 use std::process::Command;

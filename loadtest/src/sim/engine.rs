@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use router::select::hash::stable_hash;
+use selection::select::hash::stable_hash;
 use serde::Serialize;
 
 use super::lru::Lru;
@@ -120,7 +120,7 @@ pub struct RunSettings {
     pub vnodes: usize,
     /// Load slack ε of ours.
     pub epsilon: f64,
-    /// Sticky cap of ours (`router::select::Policy::sticky_max_utilization`).
+    /// Sticky cap of ours (`selection::select::Policy::sticky_max_utilization`).
     pub sticky_cap: f64,
     /// Seed of the weighted random policy.
     pub seed: u64,

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use router::select::hash::mix64;
+use selection::select::hash::mix64;
 
 /// A fast, deterministic hasher for `u64` keys (the splitmix64 finalizer).
 #[derive(Debug, Default, Clone, Copy)]

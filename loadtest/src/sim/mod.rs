@@ -9,7 +9,7 @@
 //!
 //! Time moves in ticks (a minute by default); viewers are aggregated per
 //! (cohort, edge) cell, but each arriving or moving viewer is placed by its
-//! own call to the policy — for ours, `router::select::Selector::pick`.
+//! own call to the policy — for ours, `selection::select::Selector::pick`.
 
 pub mod engine;
 pub mod lru;
@@ -92,7 +92,7 @@ impl Default for Scenario {
             failure_ticks: 10,
             drains: 10,
             drain_ticks: 2,
-            epsilon: router::select::DEFAULT_EPSILON,
+            epsilon: selection::select::DEFAULT_EPSILON,
             vnodes: 100,
         }
     }
@@ -219,7 +219,7 @@ pub fn simulate(scenario: &Scenario, policies: &[Policy], base: Instant) -> Resu
         ramp_ticks: scenario.ramp_ticks,
         vnodes: scenario.vnodes,
         epsilon: scenario.epsilon,
-        sticky_cap: router::select::DEFAULT_STICKY_MAX_UTILIZATION,
+        sticky_cap: selection::select::DEFAULT_STICKY_MAX_UTILIZATION,
         seed: scenario.seed,
     };
     let runs: Vec<PolicyRun> = std::thread::scope(|scope| {

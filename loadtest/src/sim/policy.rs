@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use router::select::hash::stable_hash;
-use router::select::{Choice, Policy as SelectPolicy, Request, Selector};
-use router_api::fleet::{EdgeSnapshot, EdgeState, FleetSnapshot};
+use router_api::fleet::EdgeState;
+use selection::select::hash::stable_hash;
+use selection::select::{Choice, Policy as SelectPolicy, Request, Selector};
+use selection::snapshot::{EdgeSnapshot, FleetSnapshot};
 use serde::Serialize;
 
 use super::world::EdgeSpec;

@@ -39,7 +39,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::Stream;
-use origin_store::secret::redact_url;
+use runtime::secret::redact_url;
 use serde::Deserialize;
 
 use crate::api;
@@ -133,7 +133,7 @@ impl Config {
 /// Runs `hlscdn dashboard` until SIGTERM or Ctrl-C.
 pub async fn run_command(args: Args) -> anyhow::Result<std::process::ExitCode> {
     let config = Config::load(args)?;
-    run(config, origin_store::server::shutdown_signal()).await?;
+    run(config, runtime::server::shutdown_signal()).await?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 
@@ -151,21 +151,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> a
         shutdown.await;
         closing.close_streams();
     };
-    let served = origin_store::server::serve(listener, app(watcher.clone()), shutdown).await;
+    let served = runtime::server::serve(listener, app(watcher.clone()), shutdown).await;
     watcher.stop();
     served.context("serving")
 }
 
 /// The dashboard's HTTP app.
 pub fn app(watcher: Arc<Watcher>) -> Router {
-    origin_store::metrics::handle();
+    runtime::metrics::handle();
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route(
-            "/metrics",
-            get(|| async { origin_store::metrics::handle().render() }),
-        )
+        .route("/metrics", get(|| async { runtime::metrics::handle().render() }))
         .route("/api/overview", get(overview))
         .route("/api/events", get(events))
         .route("/api/history", get(history))

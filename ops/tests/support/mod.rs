@@ -10,8 +10,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-#[path = "../../../origin-store/tests/common/mod.rs"]
-pub mod common;
+pub use test_kit as common;
 
 /// Offsets of the ports a demo binds from its base port (origin, routers,
 /// dashboard, three edges, two autoscaled edges).

@@ -3,7 +3,8 @@
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use router_api::fleet::{EdgeSnapshot, EdgeState, FleetSnapshot};
+use router_api::fleet::EdgeState;
+use selection::snapshot::{EdgeSnapshot, FleetSnapshot};
 
 use super::*;
 use crate::select::Policy;

@@ -23,7 +23,9 @@ use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::time::{Duration, Instant};
 
-use router_api::fleet::{Ad, EdgeSnapshot, EdgeState, FleetSnapshot};
+use router_api::fleet::{Ad, EdgeState};
+
+use crate::snapshot::{EdgeSnapshot, FleetSnapshot};
 
 /// What became of an ad.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,8 +1,8 @@
-//! Helpers for tests that run real hls-cdn processes on loopback. Shared by
-//! the crates' integration tests (`#[path]`-included), so it finds binaries
+//! Helpers for tests that run real hls-cdn processes on loopback: a
+//! dev-dependency of every crate's integration tests, so it finds binaries
 //! of other packages itself, building them if needed.
 
-#![allow(dead_code)]
+pub mod raw;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 /// A child server process, killed when dropped.
+#[derive(Debug)]
 pub struct Server {
     child: Child,
     /// The address it printed in its `listening on http://ADDR` line.
@@ -83,14 +84,7 @@ impl Server {
 
     /// Starts `hlscdn-origin` with these flags plus `--listen 127.0.0.1:0`.
     pub fn origin(args: &[&str], envs: &[(&str, &str)]) -> Server {
-        match option_env!("CARGO_BIN_EXE_hlscdn-origin") {
-            Some(path) => {
-                let mut all = vec!["--listen", "127.0.0.1:0"];
-                all.extend_from_slice(args);
-                Server::start(path, &all, envs)
-            }
-            None => Server::binary("origin-store", "hlscdn-origin", args, envs),
-        }
+        Server::binary("origin-store", "hlscdn-origin", args, envs)
     }
 
     /// Starts binary `bin` of workspace package `package` with these flags

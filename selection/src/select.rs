@@ -33,7 +33,9 @@ pub mod hash;
 use std::cmp::Ordering;
 use std::time::Instant;
 
-use router_api::fleet::{EdgeSnapshot, EdgeState, FleetSnapshot};
+use router_api::fleet::EdgeState;
+
+use crate::snapshot::{EdgeSnapshot, FleetSnapshot};
 use serde::Serialize;
 
 /// Default load slack ε: an edge takes new viewers up to 25 % above the

@@ -16,7 +16,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use origin_store::path::{MAX_PATH_BYTES, MAX_SEGMENTS, ObjectKey};
+use origin_client::path::{MAX_PATH_BYTES, MAX_SEGMENTS, ObjectKey};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 fuzz_target!(|data: &[u8]| {

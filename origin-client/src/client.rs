@@ -61,7 +61,7 @@ impl OriginClient {
         let parsed = url::Url::parse(url).map_err(|e| {
             Error::Config(format!(
                 "`origin` {:?} is not a URL: {e}",
-                crate::secret::redact_url(url)
+                runtime::secret::redact_url(url)
             ))
         })?;
         match parsed.scheme() {
@@ -69,7 +69,7 @@ impl OriginClient {
                 if parsed.query().is_some() || parsed.fragment().is_some() {
                     return Err(Error::Config(format!(
                         "`origin` {:?} must not have a query or fragment",
-                        crate::secret::redact_url(url)
+                        runtime::secret::redact_url(url)
                     )));
                 }
                 let mut base = parsed;
@@ -193,7 +193,7 @@ fn without_url(error: &reqwest::Error) -> String {
     if let Some(url) = error.url() {
         text = text.replace(url.as_str(), "<origin>");
     }
-    let text = crate::secret::redact_url(&text);
+    let text = runtime::secret::redact_url(&text);
     if error.is_connect() {
         return format!("cannot connect to the origin ({text})");
     }

@@ -1,9 +1,7 @@
 //! Raw-socket clients for the hostile-input tests: requests no HTTP client
 //! library would send, clients that send their head one byte at a time or
 //! never, and crowds of idle connections. Shared by the `hostile.rs` tests of
-//! every server crate (`#[path]`-included). Loopback only.
-
-#![allow(dead_code)]
+//! every server crate. Loopback only.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

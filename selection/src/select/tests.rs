@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use router_api::fleet::{EdgeSnapshot, EdgeState, FleetSnapshot};
+use router_api::fleet::EdgeState;
+
+use crate::snapshot::{EdgeSnapshot, FleetSnapshot};
 
 use super::*;
 

@@ -34,7 +34,7 @@ pub fn open(url: &str, options: &[(String, String)]) -> Result<Arc<dyn ObjectSto
     let parsed = Url::parse(url).map_err(|e| {
         Error::Config(format!(
             "`store` {:?} is not a URL: {e}",
-            crate::secret::redact_url(url)
+            runtime::secret::redact_url(url)
         ))
     })?;
     let scheme = parsed.scheme();
@@ -44,7 +44,7 @@ pub fn open(url: &str, options: &[(String, String)]) -> Result<Arc<dyn ObjectSto
             let dir = parsed.to_file_path().map_err(|()| {
                 Error::Config(format!(
                     "`store` {:?} is not a local directory path",
-                    crate::secret::redact_url(url)
+                    runtime::secret::redact_url(url)
                 ))
             })?;
             std::fs::create_dir_all(&dir)?;
