@@ -37,6 +37,7 @@ use origin_client::media::{self, Kind};
 use origin_client::path::ObjectKey;
 use origin_client::range::{self, RangeRequest, Resolved};
 use router_api::token::{KeyRing, split_token};
+use runtime::auth::Bearer;
 use runtime::secret::Secret;
 
 use crate::cache::{Cache, Cached, FetchSpec, Fill, Lookup, Object};
@@ -116,18 +117,9 @@ async fn render_metrics(State(state): State<Arc<AppState>>) -> String {
     runtime::metrics::handle().render()
 }
 
-async fn admin_drain(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let authorized = presented.is_some_and(|token| {
-        [&state.fleet_token, &state.credential]
-            .into_iter()
-            .flatten()
-            .any(|expected| runtime::http::constant_time_eq(token.as_bytes(), expected.expose().as_bytes()))
-    });
+async fn admin_drain(State(state): State<Arc<AppState>>, bearer: Option<Bearer>) -> Response {
+    let authorized =
+        bearer.is_some_and(|b| b.is_any([&state.fleet_token, &state.credential].into_iter().flatten()));
     if !authorized {
         return Error::Unauthorized.into_response();
     }

@@ -149,18 +149,13 @@ async fn object(State(state): State<Arc<OriginState>>, request: Request) -> Resu
 
 /// Checks `Authorization: Bearer <token>` in constant time.
 fn authorize(state: &OriginState, headers: &HeaderMap) -> Result<()> {
-    let Some(expected) = state.ingest_token.as_ref().map(Secret::expose) else {
+    let Some(expected) = state.ingest_token.as_ref() else {
         return Err(Error::Forbidden(
             "ingest is disabled: start the origin with --ingest-token".into(),
         ));
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
-        Some(token) if runtime::http::constant_time_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
+    match runtime::auth::Bearer::from_headers(headers) {
+        Some(bearer) if bearer.is(expected) => Ok(()),
         _ => Err(Error::Unauthorized),
     }
 }

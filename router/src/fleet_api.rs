@@ -588,16 +588,12 @@ impl Fleet {
     /// Who the bearer token says the caller is: the fleet (the fleet
     /// token), or one edge (its credential, `router_api::fleet::edge_credential`).
     fn caller(&self, headers: &HeaderMap) -> Option<Caller> {
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))?
-            .trim();
-        let fleet = self.settings.fleet_token.expose();
-        if runtime::http::constant_time_eq(token.as_bytes(), fleet.as_bytes()) {
+        let bearer = runtime::auth::Bearer::from_headers(headers)?;
+        if bearer.is(&self.settings.fleet_token) {
             return Some(Caller::Fleet);
         }
-        router_api::fleet::edge_of_credential(fleet, token).map(|id| Caller::Edge(id.to_owned()))
+        router_api::fleet::edge_of_credential(self.settings.fleet_token.expose(), bearer.token())
+            .map(|id| Caller::Edge(id.to_owned()))
     }
 }
 

@@ -5,13 +5,15 @@
 //! # Layout
 //!
 //! - [`server`]: serving an axum app on a listener until shutdown, with limits and timeouts.
-//! - [`http`]: answers every server gives alike (CORS preflight, token comparison).
+//! - [`auth`]: bearer tokens, compared in constant time.
+//! - [`http`]: answers every server gives alike (CORS preflight).
 //! - [`metrics`]: the process's Prometheus recorder.
 //! - [`secret`]: configured secrets that `Debug` never shows, and URL redaction.
 //! - [`config`]: TOML files and `KEY=VALUE` arguments.
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod http;
 pub mod metrics;
