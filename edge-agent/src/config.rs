@@ -1,6 +1,8 @@
 //! `hlscdn-edge` configuration: a TOML file (`--config`), overridden by
-//! `HLSCDN_*` environment variables, overridden by flags; validated at start
-//! with messages that name the key.
+//! `HLSCDN_*` environment variables, overridden by flags
+//! ([`runtime::config`]); validated at start with messages that name the
+//! key. Every key is also a flag (`drain_quiet` is `--drain-quiet` and
+//! `HLSCDN_DRAIN_QUIET`); durations are human-readable.
 //!
 //! ```toml
 //! listen = "0.0.0.0:9001"
@@ -16,9 +18,9 @@
 //! cache_bytes = 8_589_934_592
 //! max_object_bytes = 67_108_864
 //! miss_lookups_per_sec = 100
-//! heartbeat_interval_ms = 1000
-//! drain_quiet_ms = 5000
-//! drain_timeout_ms = 60000
+//! heartbeat_interval = "1s"
+//! drain_quiet = "5s"
+//! drain_timeout = "60s"
 //!
 //! [origin_options]            # builder keys of a non-HTTP origin store
 //! aws_region = "eu-west-1"
@@ -26,21 +28,22 @@
 //!
 //! Every key and its default is listed in `docs/EDGE.md`.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
 use router_api::fleet::{self, Ad, AdError, Capacity, EdgeState, Instance, Load};
 use router_api::token::{KeyRing, SigningKey};
+use runtime::config::{
+    FleetTokenArg, OriginArgs, RoutersArg, ServerArgs, duration, expose_secrets, key_values, parse_duration,
+};
 use runtime::secret::Secret;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::{Error, Result};
 
 /// Default listen address.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:9001";
+pub const DEFAULT_LISTEN: SocketAddr = runtime::config::loopback(9001);
 /// Default egress capacity: 1 Gbit/s (what routers assume for static edges).
 pub const DEFAULT_CAPACITY_BPS: u64 = fleet::DEFAULT_STATIC_CAPACITY_BPS;
 /// Default connection capacity.
@@ -83,43 +86,33 @@ pub const DEFAULT_LOAD_WINDOW: Duration = Duration::from_secs(2);
 /// Default number of hot streams in an ad.
 pub const DEFAULT_HOT_STREAMS: usize = 10;
 
-/// Command line of `hlscdn-edge`. Every flag also reads an `HLSCDN_*`
-/// variable; flags win over variables, which win over the file.
-#[derive(Debug, Default, Parser)]
+/// Command line of `hlscdn-edge`: every key of the file, each flag also
+/// read from its `HLSCDN_*` variable; flags win over variables, which win
+/// over the file.
+#[derive(Debug, Default, Parser, Serialize)]
 #[command(name = "hlscdn-edge", version, about = "hls-cdn edge: caching segment server")]
 pub struct Cli {
-    /// TOML configuration file.
-    #[arg(long, env = "HLSCDN_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, env = "HLSCDN_LISTEN")]
-    pub listen: Option<SocketAddr>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub fleet: FleetTokenArg,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub routers: RoutersArg,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub origin: OriginArgs,
     /// Edge id, 1 to 64 bytes of A-Z a-z 0-9 . _ -
     #[arg(long, env = "HLSCDN_ID")]
     pub id: Option<String>,
     /// Base URL viewers reach this edge at (default: http://ADDR, the bound address).
-    #[arg(long, env = "HLSCDN_PUBLIC_URL")]
+    #[arg(long, env = "HLSCDN_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
     /// The edge's group (region, POP).
     #[arg(long, env = "HLSCDN_GROUP")]
     pub group: Option<String>,
-    /// Origin URL: http(s)://host[/prefix] or any object store URL (file://, s3://, ...).
-    #[arg(long, env = "HLSCDN_ORIGIN")]
-    pub origin: Option<String>,
-    /// Origin store builder option KEY=VALUE; repeatable.
-    #[arg(long = "origin-option", value_name = "KEY=VALUE", value_parser = runtime::config::parse_key_value)]
-    pub origin_options: Vec<(String, String)>,
-    /// A router to send ads to; repeatable. More are learned from routers.
-    #[arg(
-        long = "router",
-        value_name = "URL",
-        env = "HLSCDN_ROUTERS",
-        value_delimiter = ','
-    )]
-    pub routers: Vec<String>,
-    /// Shared secret of the fleet: ads, `POST /admin/drain`.
-    #[arg(long, env = "HLSCDN_FLEET_TOKEN", hide_env_values = true)]
-    pub fleet_token: Option<Secret>,
     /// Egress capacity, bits per second.
     #[arg(long, env = "HLSCDN_CAPACITY_BPS")]
     pub capacity_bps: Option<u64>,
@@ -134,70 +127,68 @@ pub struct Cli {
         value_delimiter = ',',
         hide_env_values = true
     )]
+    #[serde(serialize_with = "expose_secrets")]
     pub signing_keys: Vec<Secret>,
     /// Cache size in bytes (default: a quarter of the memory, at most 64 GiB).
     #[arg(long, env = "HLSCDN_CACHE_BYTES")]
     pub cache_bytes: Option<u64>,
-    /// Largest cacheable object in bytes; larger ones are streamed through.
+    /// Largest cacheable object in bytes; larger ones are streamed through
+    /// (default: 64 MiB or a quarter of the cache).
     #[arg(long, env = "HLSCDN_MAX_OBJECT_BYTES")]
     pub max_object_bytes: Option<u64>,
     /// Origin lookups that find nothing (404, errors), per second and in a
     /// burst; beyond it uncached names are answered 503 without a lookup.
     #[arg(long, env = "HLSCDN_MISS_LOOKUPS_PER_SEC")]
     pub miss_lookups_per_sec: Option<u32>,
-    /// Origin timeout (response head, and between body chunks), milliseconds.
-    #[arg(long, env = "HLSCDN_ORIGIN_TIMEOUT_MS")]
-    pub origin_timeout_ms: Option<u64>,
-    /// Heartbeat interval, milliseconds.
-    #[arg(long, env = "HLSCDN_HEARTBEAT_INTERVAL_MS")]
-    pub heartbeat_interval_ms: Option<u64>,
-    /// Ad TTL, milliseconds (default 3 × the heartbeat interval).
-    #[arg(long, env = "HLSCDN_AD_TTL_MS")]
-    pub ad_ttl_ms: Option<u64>,
-    /// A drain ends once no request arrived for this long, milliseconds.
-    #[arg(long, env = "HLSCDN_DRAIN_QUIET_MS")]
-    pub drain_quiet_ms: Option<u64>,
-    /// A drain ends after this long at most, milliseconds.
-    #[arg(long, env = "HLSCDN_DRAIN_TIMEOUT_MS")]
-    pub drain_timeout_ms: Option<u64>,
+    /// Lifetime of a cached playlist asked of the edge directly, at most 1s (0s: not cached).
+    #[arg(long, env = "HLSCDN_PLAYLIST_TTL", value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(with = "duration::option")]
+    pub playlist_ttl: Option<Duration>,
+    /// Origin timeout (response head, and between body chunks).
+    #[arg(long, env = "HLSCDN_ORIGIN_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(with = "duration::option")]
+    pub origin_timeout: Option<Duration>,
+    /// Heartbeat interval, 100ms to 10s.
+    #[arg(long, env = "HLSCDN_HEARTBEAT_INTERVAL", value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(with = "duration::option")]
+    pub heartbeat_interval: Option<Duration>,
+    /// Ad TTL (default 3 × the heartbeat interval).
+    #[arg(long, env = "HLSCDN_AD_TTL", value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(with = "duration::option")]
+    pub ad_ttl: Option<Duration>,
+    /// Timeout of one ad POST or discovery GET.
+    #[arg(long, env = "HLSCDN_AD_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(with = "duration::option")]
+    pub ad_timeout: Option<Duration>,
+    /// Interval of router discovery (`GET /api/v1/routers`).
+    #[arg(long, env = "HLSCDN_DISCOVERY_INTERVAL", value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(with = "duration::option")]
+    pub discovery_interval: Option<Duration>,
+    /// A learned router failing this long is forgotten (seeds never are).
+    #[arg(long, env = "HLSCDN_FORGET_ROUTER_AFTER", value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(with = "duration::option")]
+    pub forget_router_after: Option<Duration>,
+    /// A drain ends once no request arrived for this long.
+    #[arg(long, env = "HLSCDN_DRAIN_QUIET", value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(with = "duration::option")]
+    pub drain_quiet: Option<Duration>,
+    /// A drain ends after this long at most.
+    #[arg(long, env = "HLSCDN_DRAIN_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(with = "duration::option")]
+    pub drain_timeout: Option<Duration>,
+    /// Time constant of the load meter's moving averages.
+    #[arg(long, env = "HLSCDN_LOAD_WINDOW", value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(with = "duration::option")]
+    pub load_window: Option<Duration>,
+    /// Hot streams listed in an ad.
+    #[arg(long, env = "HLSCDN_HOT_STREAMS")]
+    pub hot_streams: Option<usize>,
 }
 
-/// The file form; every key optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<SocketAddr>,
-    id: Option<String>,
-    public_url: Option<String>,
-    group: Option<String>,
-    origin: Option<String>,
-    #[serde(default)]
-    origin_options: BTreeMap<String, String>,
-    #[serde(default)]
-    routers: Vec<String>,
-    fleet_token: Option<Secret>,
-    capacity_bps: Option<u64>,
-    max_connections: Option<u64>,
-    #[serde(default)]
-    signing_keys: Vec<Secret>,
-    cache_bytes: Option<u64>,
-    max_object_bytes: Option<u64>,
-    miss_lookups_per_sec: Option<u32>,
-    playlist_ttl_ms: Option<u64>,
-    origin_timeout_ms: Option<u64>,
-    heartbeat_interval_ms: Option<u64>,
-    ad_ttl_ms: Option<u64>,
-    ad_timeout_ms: Option<u64>,
-    discovery_interval_ms: Option<u64>,
-    forget_router_after_ms: Option<u64>,
-    drain_quiet_ms: Option<u64>,
-    drain_timeout_ms: Option<u64>,
-    load_window_ms: Option<u64>,
-    hot_streams: Option<usize>,
-}
-
-/// The validated configuration the edge runs with.
-#[derive(Debug, Clone)]
+/// The validated configuration the edge runs with; every field is the key
+/// of the same name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Listen address.
     pub listen: SocketAddr,
@@ -210,12 +201,14 @@ pub struct Config {
     /// Origin URL.
     pub origin: String,
     /// Origin store builder options (non-HTTP origins).
+    #[serde(with = "key_values")]
     pub origin_options: Vec<(String, String)>,
     /// Seed routers, normalized (no trailing `/`).
     pub routers: Vec<String>,
     /// Fleet token; without it no ads are sent and `/admin/drain` always answers 401.
     pub fleet_token: Option<Secret>,
     /// Segment URL verification keys; `None`: signing is off.
+    #[serde(deserialize_with = "key_ring")]
     pub signing_keys: Option<KeyRing>,
     /// Egress capacity, bits per second.
     pub capacity_bps: u64,
@@ -228,140 +221,113 @@ pub struct Config {
     /// Origin lookups that find nothing, per second (and in a burst).
     pub miss_lookups_per_sec: u32,
     /// Lifetime of a cached playlist (zero: not cached, fetches still collapse).
+    #[serde(with = "duration")]
     pub playlist_ttl: Duration,
     /// Origin timeout: response head, and each body chunk.
+    #[serde(with = "duration")]
     pub origin_timeout: Duration,
     /// Heartbeat interval.
+    #[serde(with = "duration")]
     pub heartbeat_interval: Duration,
     /// TTL written in ads.
+    #[serde(with = "duration")]
     pub ad_ttl: Duration,
     /// Timeout of one ad POST or discovery GET.
+    #[serde(with = "duration")]
     pub ad_timeout: Duration,
     /// Interval of router discovery.
+    #[serde(with = "duration")]
     pub discovery_interval: Duration,
     /// A learned router failing this long is forgotten.
+    #[serde(with = "duration")]
     pub forget_router_after: Duration,
     /// Quiet period that ends a drain.
+    #[serde(with = "duration")]
     pub drain_quiet: Duration,
     /// Longest drain.
+    #[serde(with = "duration")]
     pub drain_timeout: Duration,
     /// Time constant of the load meter's moving averages.
+    #[serde(with = "duration")]
     pub load_window: Duration,
     /// Hot streams listed in an ad.
     pub hot_streams: usize,
 }
 
-impl Config {
-    /// Reads the file named by `--config` (if any) and applies the command line over it.
-    pub fn load(cli: Cli) -> Result<Self> {
-        let file = runtime::config::read_toml(cli.config.as_deref()).map_err(Error::Config)?;
-        Self::merge(cli, file)
+impl Default for Config {
+    /// Every default; `id` and `origin` have none (empty: required).
+    fn default() -> Self {
+        let cache_bytes = default_cache_bytes();
+        Self {
+            listen: DEFAULT_LISTEN,
+            id: String::new(),
+            public_url: None,
+            group: None,
+            origin: String::new(),
+            origin_options: Vec::new(),
+            routers: Vec::new(),
+            fleet_token: None,
+            signing_keys: None,
+            capacity_bps: DEFAULT_CAPACITY_BPS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            cache_bytes,
+            max_object_bytes: default_max_object_bytes(cache_bytes),
+            miss_lookups_per_sec: DEFAULT_MISS_LOOKUPS_PER_SEC,
+            playlist_ttl: DEFAULT_PLAYLIST_TTL,
+            origin_timeout: DEFAULT_ORIGIN_TIMEOUT,
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            ad_ttl: default_ad_ttl(DEFAULT_HEARTBEAT_INTERVAL),
+            ad_timeout: DEFAULT_AD_TIMEOUT,
+            discovery_interval: DEFAULT_DISCOVERY_INTERVAL,
+            forget_router_after: DEFAULT_FORGET_ROUTER_AFTER,
+            drain_quiet: DEFAULT_DRAIN_QUIET,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            load_window: DEFAULT_LOAD_WINDOW,
+            hot_streams: DEFAULT_HOT_STREAMS,
+        }
     }
+}
 
-    fn merge(cli: Cli, file: FileConfig) -> Result<Self> {
-        let ms = Duration::from_millis;
-        let listen = match cli.listen.or(file.listen) {
-            Some(addr) => addr,
-            None => DEFAULT_LISTEN
-                .parse()
-                .map_err(|e| Error::Config(format!("default `listen`: {e}")))?,
-        };
-        let heartbeat_interval = cli
-            .heartbeat_interval_ms
-            .or(file.heartbeat_interval_ms)
-            .map_or(DEFAULT_HEARTBEAT_INTERVAL, ms);
-        let default_ttl = (heartbeat_interval * 3).clamp(
-            Duration::from_millis(fleet::MIN_TTL_MS),
-            Duration::from_millis(fleet::MAX_TTL_MS),
-        );
-        let raw_keys = if cli.signing_keys.is_empty() {
-            file.signing_keys
-        } else {
-            cli.signing_keys
-        };
-        let signing_keys = key_ring(&raw_keys)?;
-        let raw_routers = if cli.routers.is_empty() {
-            file.routers
-        } else {
-            cli.routers
-        };
-        let mut routers = Vec::new();
-        for (i, raw) in raw_routers.iter().enumerate() {
+/// The default ad TTL: 3 × the heartbeat interval, within what routers accept.
+fn default_ad_ttl(heartbeat_interval: Duration) -> Duration {
+    (heartbeat_interval * 3).clamp(
+        Duration::from_millis(fleet::MIN_TTL_MS),
+        Duration::from_millis(fleet::MAX_TTL_MS),
+    )
+}
+
+/// The default largest cacheable object: 64 MiB, or a quarter of the cache.
+fn default_max_object_bytes(cache_bytes: u64) -> u64 {
+    DEFAULT_MAX_OBJECT_BYTES.min(cache_bytes / 4)
+}
+
+impl Config {
+    /// Reads the file named by `--config` (if any), lays the flags and
+    /// `HLSCDN_*` variables over it, and validates the result.
+    pub fn load(cli: Cli) -> Result<Self> {
+        let layers = runtime::config::layers(cli.server.config.as_deref(), &cli).map_err(Error::Config)?;
+        let mut config: Self = runtime::config::extract(&layers).map_err(Error::Config)?;
+        // Defaults that follow other keys.
+        if !layers.contains("ad_ttl") {
+            config.ad_ttl = default_ad_ttl(config.heartbeat_interval);
+        }
+        if !layers.contains("max_object_bytes") {
+            config.max_object_bytes = default_max_object_bytes(config.cache_bytes);
+        }
+        config.public_url = config.public_url.map(|u| u.trim_end_matches('/').to_owned());
+        let mut routers: Vec<String> = Vec::new();
+        for (i, raw) in config.routers.iter().enumerate() {
             let url = normalize_router_url(raw)
                 .map_err(|why| Error::Config(format!("`routers[{i}]` {raw:?} {why}")))?;
             if !routers.contains(&url) {
                 routers.push(url);
             }
         }
-        let cache_bytes = match cli.cache_bytes.or(file.cache_bytes) {
-            Some(bytes) => bytes,
-            None => default_cache_bytes(),
-        };
-        let mut origin_options: Vec<(String, String)> = file.origin_options.into_iter().collect();
-        origin_options.extend(cli.origin_options);
-        let config = Self {
-            listen,
-            id: cli
-                .id
-                .or(file.id)
-                .ok_or_else(|| Error::Config("`id` is required (e.g. --id edge-1)".into()))?,
-            public_url: cli
-                .public_url
-                .or(file.public_url)
-                .map(|u| u.trim_end_matches('/').to_owned()),
-            group: cli.group.or(file.group),
-            origin: cli.origin.or(file.origin).ok_or_else(|| {
-                Error::Config("`origin` is required (e.g. --origin http://127.0.0.1:8000)".into())
-            })?,
-            origin_options,
-            routers,
-            fleet_token: cli.fleet_token.or(file.fleet_token),
-            signing_keys,
-            capacity_bps: cli
-                .capacity_bps
-                .or(file.capacity_bps)
-                .unwrap_or(DEFAULT_CAPACITY_BPS),
-            max_connections: cli
-                .max_connections
-                .or(file.max_connections)
-                .unwrap_or(DEFAULT_MAX_CONNECTIONS),
-            cache_bytes,
-            max_object_bytes: cli
-                .max_object_bytes
-                .or(file.max_object_bytes)
-                .unwrap_or(DEFAULT_MAX_OBJECT_BYTES.min(cache_bytes / 4)),
-            miss_lookups_per_sec: cli
-                .miss_lookups_per_sec
-                .or(file.miss_lookups_per_sec)
-                .unwrap_or(DEFAULT_MISS_LOOKUPS_PER_SEC),
-            playlist_ttl: file.playlist_ttl_ms.map_or(DEFAULT_PLAYLIST_TTL, ms),
-            origin_timeout: cli
-                .origin_timeout_ms
-                .or(file.origin_timeout_ms)
-                .map_or(DEFAULT_ORIGIN_TIMEOUT, ms),
-            heartbeat_interval,
-            ad_ttl: cli.ad_ttl_ms.or(file.ad_ttl_ms).map_or(default_ttl, ms),
-            ad_timeout: file.ad_timeout_ms.map_or(DEFAULT_AD_TIMEOUT, ms),
-            discovery_interval: file.discovery_interval_ms.map_or(DEFAULT_DISCOVERY_INTERVAL, ms),
-            forget_router_after: file
-                .forget_router_after_ms
-                .map_or(DEFAULT_FORGET_ROUTER_AFTER, ms),
-            drain_quiet: cli
-                .drain_quiet_ms
-                .or(file.drain_quiet_ms)
-                .map_or(DEFAULT_DRAIN_QUIET, ms),
-            drain_timeout: cli
-                .drain_timeout_ms
-                .or(file.drain_timeout_ms)
-                .map_or(DEFAULT_DRAIN_TIMEOUT, ms),
-            load_window: file.load_window_ms.map_or(DEFAULT_LOAD_WINDOW, ms),
-            hot_streams: file.hot_streams.unwrap_or(DEFAULT_HOT_STREAMS),
-        };
+        config.routers = routers;
         config.validate()?;
         Ok(config)
     }
 
-    /// Checks every value, naming the key at fault.
     /// What this edge presents to routers (ads, links) and also accepts on
     /// `/admin/drain`: its own credential (`router_api::fleet::edge_credential`),
     /// derived from the fleet token, or given as `fleet_token` itself (an
@@ -379,8 +345,15 @@ impl Config {
         }))
     }
 
+    /// Checks every value, naming the key at fault.
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(Error::Config(msg));
+        if self.id.is_empty() {
+            return bad("`id` is required (e.g. --id edge-1)".into());
+        }
+        if self.origin.is_empty() {
+            return bad("`origin` is required (e.g. --origin http://127.0.0.1:8000)".into());
+        }
         if self.public_url.is_none() && self.listen.ip().is_unspecified() {
             return bad(format!(
                 "`public_url` is required when `listen` is a wildcard address ({})",
@@ -425,31 +398,31 @@ impl Config {
             ));
         }
         if self.playlist_ttl > DEFAULT_PLAYLIST_TTL {
-            return bad("`playlist_ttl_ms` must be at most 1000".into());
+            return bad("`playlist_ttl` must be at most 1s".into());
         }
         if self.origin_timeout < Duration::from_millis(100) {
-            return bad("`origin_timeout_ms` must be at least 100".into());
+            return bad("`origin_timeout` must be at least 100ms".into());
         }
         if !(Duration::from_millis(100)..=Duration::from_secs(10)).contains(&self.heartbeat_interval) {
-            return bad("`heartbeat_interval_ms` must be within 100..=10000".into());
+            return bad("`heartbeat_interval` must be within 100ms and 10s".into());
         }
         if self.ad_ttl <= self.heartbeat_interval {
-            return bad("`ad_ttl_ms` must be longer than `heartbeat_interval_ms`".into());
+            return bad("`ad_ttl` must be longer than `heartbeat_interval`".into());
         }
         if self.ad_timeout.is_zero() || self.ad_timeout > self.ad_ttl {
-            return bad("`ad_timeout_ms` must be > 0 and at most `ad_ttl_ms`".into());
+            return bad("`ad_timeout` must be > 0 and at most `ad_ttl`".into());
         }
         if self.discovery_interval < Duration::from_millis(100) {
-            return bad("`discovery_interval_ms` must be at least 100".into());
+            return bad("`discovery_interval` must be at least 100ms".into());
         }
         if self.forget_router_after < self.heartbeat_interval {
-            return bad("`forget_router_after_ms` must be at least `heartbeat_interval_ms`".into());
+            return bad("`forget_router_after` must be at least `heartbeat_interval`".into());
         }
         if self.drain_quiet > self.drain_timeout {
-            return bad("`drain_quiet_ms` must be at most `drain_timeout_ms`".into());
+            return bad("`drain_quiet` must be at most `drain_timeout`".into());
         }
         if self.load_window < Duration::from_millis(100) {
-            return bad("`load_window_ms` must be at least 100".into());
+            return bad("`load_window` must be at least 100ms".into());
         }
         if self.hot_streams > fleet::MAX_HOT_STREAMS {
             return bad(format!(
@@ -500,7 +473,7 @@ fn config_message(error: &AdError) -> String {
         AdError::ZeroCapacity("capacity.egress_bps") => "`capacity_bps` must be > 0".into(),
         AdError::ZeroCapacity(_) => "`max_connections` must be > 0".into(),
         AdError::TtlOutOfRange(_) => format!(
-            "`ad_ttl_ms` must be within {}..={}",
+            "`ad_ttl` must be within {}ms and {}ms",
             fleet::MIN_TTL_MS,
             fleet::MAX_TTL_MS
         ),
@@ -508,7 +481,9 @@ fn config_message(error: &AdError) -> String {
     }
 }
 
-fn key_ring(raw: &[Secret]) -> Result<Option<KeyRing>> {
+/// `signing_keys`: KID:SECRET each; `None` when there are none.
+fn key_ring<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<KeyRing>, D::Error> {
+    let raw = Vec::<Secret>::deserialize(deserializer)?;
     if raw.is_empty() {
         return Ok(None);
     }
@@ -518,12 +493,12 @@ fn key_ring(raw: &[Secret]) -> Result<Option<KeyRing>> {
             .expose()
             .trim()
             .parse()
-            .map_err(|e| Error::Config(format!("`signing_keys[{i}]`: {e}")))?;
+            .map_err(|e| serde::de::Error::custom(format!("`signing_keys[{i}]`: {e}")))?;
         keys.push(key);
     }
     KeyRing::new(keys)
         .map(Some)
-        .map_err(|e| Error::Config(format!("`signing_keys`: {e}")))
+        .map_err(|e| serde::de::Error::custom(format!("`signing_keys`: {e}")))
 }
 
 /// A router base URL as the edge keeps it: `http(s)://host[:port][/path]`
@@ -593,7 +568,17 @@ mod tests {
             .flat_map(|(flag, value)| [*flag, *value])
             .collect();
         args.extend_from_slice(extra);
-        Config::merge(cli(&args), FileConfig::default())
+        Config::load(cli(&args))
+    }
+
+    /// `args` over a file holding `text`.
+    fn with_file(args: &[&str], text: &str) -> Result<Config> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("edge.toml");
+        std::fs::write(&path, text).expect("write");
+        let mut all = vec!["--config", path.to_str().expect("utf-8")];
+        all.extend_from_slice(args);
+        Config::load(cli(&all))
     }
 
     #[test]
@@ -627,37 +612,40 @@ mod tests {
         assert!(c.signing_keys.is_some());
         let shown = format!("{c:?}");
         assert!(!shown.contains("secret-debug"), "{shown}");
-        let file: FileConfig = toml::from_str(
+        let c = with_file(
+            &["--id", "edge-1", "--origin", "http://127.0.0.1:8000"],
             "fleet_token = \"fleet-secret-debug-0123\"\nsigning_keys = [\"k1:signing-secret-debug-0123\"]",
         )
-        .expect("toml");
-        assert!(!format!("{file:?}").contains("secret-debug"));
+        .expect("valid");
+        assert!(!format!("{c:?}").contains("secret-debug"));
     }
 
     #[test]
     fn flags_win_over_the_file() {
-        let file: FileConfig = toml::from_str(
-            "id = \"file-edge\"\norigin = \"memory://\"\nrouters = [\"http://10.0.0.1:8080/\"]\n\
-             fleet_token = \"file-token\"\ncache_bytes = 2000000\n[origin_options]\na = \"b\"\n",
-        )
-        .expect("toml");
-        let c = Config::merge(
-            cli(&[
+        let c = with_file(
+            &[
                 "--id",
                 "flag-edge",
                 "--router",
                 "http://127.0.0.1:1",
                 "--router",
                 "http://127.0.0.1:1/",
-            ]),
-            file,
+                "--heartbeat-interval",
+                "200ms",
+            ],
+            "id = \"file-edge\"\norigin = \"memory://\"\nrouters = [\"http://10.0.0.1:8080/\"]\n\
+             fleet_token = \"file-token\"\ncache_bytes = 2000000\ndrain_quiet = \"1m\"\n[origin_options]\na = \"b\"\n",
         )
         .expect("valid");
         assert_eq!(c.id, "flag-edge");
         assert_eq!(c.origin, "memory://");
         assert_eq!(c.routers, vec!["http://127.0.0.1:1".to_owned()]);
         assert_eq!(c.cache_bytes, 2_000_000);
+        assert_eq!(c.max_object_bytes, 500_000, "a quarter of the cache");
         assert_eq!(c.origin_options, vec![("a".to_owned(), "b".to_owned())]);
+        assert_eq!(c.heartbeat_interval, Duration::from_millis(200));
+        assert_eq!(c.ad_ttl, Duration::from_millis(600), "3 × the heartbeat interval");
+        assert_eq!(c.drain_quiet, Duration::from_secs(60));
     }
 
     #[test]
@@ -690,29 +678,30 @@ mod tests {
                 "`max_object_bytes`",
             ),
             (&["--miss-lookups-per-sec", "0"], "`miss_lookups_per_sec`"),
-            (&["--heartbeat-interval-ms", "50"], "`heartbeat_interval_ms`"),
-            (&["--ad-ttl-ms", "100"], "`ad_ttl_ms`"),
-            (
-                &["--drain-quiet-ms", "5000", "--drain-timeout-ms", "1000"],
-                "`drain_quiet_ms`",
-            ),
+            (&["--heartbeat-interval", "50ms"], "`heartbeat_interval`"),
+            (&["--ad-ttl", "100ms"], "`ad_ttl`"),
+            (&["--drain-quiet", "5s", "--drain-timeout", "1s"], "`drain_quiet`"),
         ];
         for (args, expected) in cases {
             let err = with(args).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(err.contains(expected), "{args:?}: {err:?} lacks {expected:?}");
         }
-        let err = Config::merge(cli(&[]), FileConfig::default())
-            .err()
-            .map(|e| e.to_string());
+        let err = Config::load(cli(&[])).err().map(|e| e.to_string());
         assert!(err.is_some_and(|e| e.contains("`id`")));
     }
 
     #[test]
     fn unknown_file_keys_are_refused() {
-        let err = toml::from_str::<FileConfig>("cache_byte = 1")
-            .err()
-            .map(|e| e.to_string());
-        assert!(err.is_some_and(|e| e.contains("cache_byte")));
+        for (text, key) in [
+            ("cache_byte = 1", "unknown key `cache_byte`"),
+            ("drain_quiet_ms = 1", "unknown key `drain_quiet_ms`"),
+            ("drain_quiet = 1", "`drain_quiet`: invalid type: integer"),
+        ] {
+            let err = with_file(&["--id", "e", "--origin", "memory://"], text)
+                .err()
+                .map(|e| e.to_string());
+            assert!(err.as_ref().is_some_and(|e| e.contains(key)), "{text}: {err:?}");
+        }
     }
 
     #[test]

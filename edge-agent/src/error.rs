@@ -117,29 +117,22 @@ impl IntoResponse for Error {
             other => other.to_string(),
         };
         // A flood answered 503 is counted in metrics, not logged per request.
-        if status.is_server_error() && !matches!(self, Error::OverBudget) {
-            tracing::warn!(error = %runtime::secret::redact_url(&self.to_string()), status = status.as_u16(), "request failed");
-        }
-        let mut response = (status, format!("{reason}\n")).into_response();
+        let level = if matches!(self, Error::OverBudget) {
+            tracing::Level::DEBUG
+        } else {
+            tracing::Level::WARN
+        };
+        let mut response = runtime::answer::error_answer(status, &reason, &self, level);
         let headers = response.headers_mut();
-        // Clients and shared caches in front must not keep a negative answer
-        // (the edge does not either: a live segment may appear any moment).
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         match self {
-            Error::Unauthorized => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
+            Error::Unauthorized => runtime::answer::ask_for_bearer(headers),
             Error::MethodNotAllowed => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
             }
             Error::OverBudget => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
-            Error::RangeNotSatisfiable { size } => {
-                if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
-                    headers.insert(header::CONTENT_RANGE, value);
-                }
-            }
+            Error::RangeNotSatisfiable { size } => runtime::answer::unsatisfiable_range(headers, size),
             _ => {}
         }
         response

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use router_api::fleet::{EdgeState, Instance, Link};
+use router_api::fleet::{EdgeState, Instance, Link, ListedRouter, RouterList};
+use runtime::server::Connections;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{Config, normalize_router_url};
@@ -23,7 +24,7 @@ use crate::link::Links;
 use crate::load::{Gauges, LoadMeter};
 use crate::metrics;
 use crate::peers::{Flip, Peers, Policy};
-use crate::sampler::{Reading, Sampler};
+use crate::sampler::Sampler;
 
 /// Largest `GET /api/v1/routers` body read.
 pub const MAX_ROUTER_LIST_BYTES: usize = 1 << 20;
@@ -37,6 +38,49 @@ enum Event {
     Routers { urls: Vec<String> },
 }
 
+/// When the next beat and the next discovery round are due: a beat every
+/// interval from the start, skipping the beats a stalled machine missed
+/// instead of sending them in a burst; a discovery round one discovery
+/// interval after the last, the first one interval after the start; after
+/// the draining ad, the next beat one interval later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Schedule {
+    interval: Duration,
+    discovery_interval: Duration,
+    next_beat: tokio::time::Instant,
+    next_discovery: tokio::time::Instant,
+}
+
+impl Schedule {
+    fn new(now: tokio::time::Instant, interval: Duration, discovery_interval: Duration) -> Self {
+        Schedule {
+            interval,
+            discovery_interval,
+            next_beat: now,
+            next_discovery: now + interval,
+        }
+    }
+
+    /// A beat ended at `now`.
+    fn beaten(&mut self, now: tokio::time::Instant) {
+        self.next_beat += self.interval;
+        if self.next_beat <= now {
+            // Fell behind (a stalled machine): skip, do not burst.
+            self.next_beat = now + self.interval;
+        }
+    }
+
+    /// A discovery round started at `now`.
+    fn discovered(&mut self, now: tokio::time::Instant) {
+        self.next_discovery = now + self.discovery_interval;
+    }
+
+    /// The draining ad went out at `now`.
+    fn drained(&mut self, now: tokio::time::Instant) {
+        self.next_beat = now + self.interval;
+    }
+}
+
 /// The heartbeat sender of one edge process.
 #[derive(Debug)]
 pub struct Heartbeat {
@@ -45,7 +89,7 @@ pub struct Heartbeat {
     instance: Instance,
     state: Arc<AppState>,
     http: reqwest::Client,
-    sampler: Option<Sampler>,
+    sampler: Sampler,
     meter: LoadMeter,
     peers: Peers,
     links: Option<Links>,
@@ -54,11 +98,11 @@ pub struct Heartbeat {
 
 impl Heartbeat {
     /// A sender for the edge described by `config`, reachable at `public_url`,
-    /// listening on `port`, running as `instance`.
+    /// serving the `connections` it counts, running as `instance`.
     pub fn new(
         config: Arc<Config>,
         public_url: String,
-        port: u16,
+        connections: Connections,
         instance: Instance,
         state: Arc<AppState>,
     ) -> anyhow::Result<Self> {
@@ -80,7 +124,7 @@ impl Heartbeat {
             links,
             peers: Peers::new(&config.routers, policy, Instant::now()),
             meter: LoadMeter::new(config.load_window),
-            sampler: Some(Sampler::new(port)),
+            sampler: Sampler::new(connections),
             config,
             public_url,
             instance,
@@ -95,24 +139,21 @@ impl Heartbeat {
         let (tx, mut events) = mpsc::unbounded_channel();
         let mut drain = self.state.drain.subscribe();
         let mut drain_open = true;
-        let interval = self.config.heartbeat_interval;
-        let mut next_beat = tokio::time::Instant::now();
-        let mut next_discovery = tokio::time::Instant::now() + interval;
+        let mut schedule = Schedule::new(
+            tokio::time::Instant::now(),
+            self.config.heartbeat_interval,
+            self.config.discovery_interval,
+        );
         let sends = self.config.fleet_token.is_some();
         loop {
             tokio::select! {
-                () = tokio::time::sleep_until(next_beat) => {
+                () = tokio::time::sleep_until(schedule.next_beat) => {
                     self.beat(&tx).await;
-                    next_beat += interval;
-                    let now = tokio::time::Instant::now();
-                    if next_beat <= now {
-                        // Fell behind (a stalled machine): skip, do not burst.
-                        next_beat = now + interval;
-                    }
+                    schedule.beaten(tokio::time::Instant::now());
                 }
-                () = tokio::time::sleep_until(next_discovery), if sends => {
+                () = tokio::time::sleep_until(schedule.next_discovery), if sends => {
                     self.discover(&tx);
-                    next_discovery = tokio::time::Instant::now() + self.config.discovery_interval;
+                    schedule.discovered(tokio::time::Instant::now());
                 }
                 changed = drain.changed(), if drain_open => {
                     if changed.is_err() {
@@ -122,7 +163,7 @@ impl Heartbeat {
                         if sends {
                             self.announce_draining(&tx);
                         }
-                        next_beat = tokio::time::Instant::now() + interval;
+                        schedule.drained(tokio::time::Instant::now());
                     }
                 }
                 Some(event) = events.recv() => self.handle(event),
@@ -164,23 +205,7 @@ impl Heartbeat {
     async fn sample(&mut self, now: Instant) {
         let state = &self.state;
         state.cache.maintain().await;
-        let reading = match self.sampler.take() {
-            Some(mut sampler) => {
-                match tokio::task::spawn_blocking(move || {
-                    let reading = sampler.read(now);
-                    (sampler, reading)
-                })
-                .await
-                {
-                    Ok((sampler, reading)) => {
-                        self.sampler = Some(sampler);
-                        reading
-                    }
-                    Err(_) => Reading::default(),
-                }
-            }
-            None => Reading::default(),
-        };
+        let reading = self.sampler.read(now);
         let streams = state.cache.streams().snapshot();
         let gauges = Gauges {
             connections: reading.connections,
@@ -356,25 +381,20 @@ async fn fetch_routers(
     urls
 }
 
-/// The router URLs in a `GET /api/v1/routers` body, normalized:
-/// `{"routers":[{"url":"http://…"}, …]}`, `{"routers":["http://…"]}` or
-/// `["http://…", …]`. Entries that are not usable URLs are skipped; at most
-/// [`MAX_ROUTERS_LEARNED`] are taken.
+/// The router URLs in a `GET /api/v1/routers` body ([`RouterList`]: a
+/// router's `RoutersView`, `{"routers":["http://…"]}` or `["http://…", …]`),
+/// normalized. Entries that are not usable URLs are skipped; of the first
+/// [`MAX_ROUTERS_LEARNED`] entries, the URLs are taken.
 pub fn parse_router_list(body: &[u8]) -> Option<Vec<String>> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let list = match &value {
-        serde_json::Value::Array(list) => list,
-        serde_json::Value::Object(map) => map.get("routers")?.as_array()?,
-        _ => return None,
-    };
+    let list: RouterList = serde_json::from_slice(body).ok()?;
     let mut urls: Vec<String> = Vec::new();
-    for entry in list.iter().take(MAX_ROUTERS_LEARNED) {
-        let raw = match entry {
-            serde_json::Value::String(s) => Some(s.as_str()),
-            serde_json::Value::Object(o) => o.get("url").and_then(serde_json::Value::as_str),
-            _ => None,
-        };
-        if let Some(url) = raw.and_then(|r| normalize_router_url(r).ok())
+    for raw in list
+        .entries()
+        .iter()
+        .take(MAX_ROUTERS_LEARNED)
+        .filter_map(ListedRouter::url)
+    {
+        if let Ok(url) = normalize_router_url(raw)
             && !urls.contains(&url)
         {
             urls.push(url);
@@ -402,11 +422,68 @@ mod tests {
         );
         assert_eq!(parse_router_list(b"{}"), None);
         assert_eq!(parse_router_list(b"<html>"), None);
+        let info = |id: &str, url: &str| router_api::fleet::RouterInfo {
+            id: id.into(),
+            url: url.into(),
+        };
+        let view = router_api::fleet::RoutersView {
+            this: info("r1", "http://a:1"),
+            routers: vec![info("r1", "http://a:1"), info("r2", "http://b:2/")],
+        };
+        let json = serde_json::to_vec(&view).expect("json");
+        assert_eq!(
+            parse_router_list(&json),
+            Some(vec!["http://a:1".to_owned(), "http://b:2".to_owned()]),
+            "what routers answer"
+        );
         let many: Vec<String> = (0..1000).map(|i| format!("http://r{i}:1")).collect();
         let json = serde_json::to_vec(&many).expect("json");
         assert_eq!(
             parse_router_list(&json).map(|v| v.len()),
             Some(MAX_ROUTERS_LEARNED)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn beats_keep_their_interval_and_skip_what_a_stall_missed() {
+        const S: Duration = Duration::from_secs(1);
+        let start = tokio::time::Instant::now();
+        let mut schedule = Schedule::new(start, S, 5 * S);
+        let mut beats = Vec::new();
+        for beat in 0..6 {
+            tokio::time::sleep_until(schedule.next_beat).await;
+            beats.push(start.elapsed().as_millis());
+            match beat {
+                // A slow beat does not shift the next ones.
+                0 => tokio::time::sleep(S * 3 / 10).await,
+                // A stall of 2.5 intervals: the missed beats are skipped.
+                2 => tokio::time::sleep(S * 5 / 2).await,
+                _ => {}
+            }
+            schedule.beaten(tokio::time::Instant::now());
+        }
+        assert_eq!(beats, [0, 1000, 2000, 5500, 6500, 7500]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn discovery_waits_its_interval_and_a_drain_moves_the_next_beat() {
+        const S: Duration = Duration::from_secs(1);
+        let start = tokio::time::Instant::now();
+        let mut schedule = Schedule::new(start, S, 5 * S);
+        assert_eq!(
+            schedule.next_discovery,
+            start + S,
+            "the first round after one beat"
+        );
+        tokio::time::sleep_until(schedule.next_discovery).await;
+        schedule.discovered(tokio::time::Instant::now());
+        assert_eq!(schedule.next_discovery, start + 6 * S);
+        tokio::time::advance(S / 4).await;
+        schedule.drained(tokio::time::Instant::now());
+        assert_eq!(
+            schedule.next_beat,
+            start + S * 9 / 4,
+            "one interval after the draining ad"
         );
     }
 }

@@ -3,7 +3,7 @@
 //! | route | what |
 //! |---|---|
 //! | `GET`/`HEAD /<key>` | an origin object, from the cache; `Range` (206/416), `If-None-Match` (304), `If-Range` |
-//! | `OPTIONS /<key>` | CORS preflight |
+//! | `OPTIONS /<any path>` | CORS preflight ([`runtime::http::cors`]) |
 //! | `POST /admin/drain` | start draining; `Authorization: Bearer <fleet token>`, 401 otherwise |
 //! | `GET /healthz`, `/readyz`, `/metrics` | liveness; 503 `draining` while draining; Prometheus |
 //!
@@ -31,7 +31,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use futures::TryStreamExt;
 use origin_client::media::{self, Kind};
 use origin_client::path::ObjectKey;
@@ -73,48 +73,38 @@ pub struct AppState {
 /// The edge's router.
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(render_metrics))
         .route("/admin/drain", post(admin_drain))
         .fallback(object)
         .with_state(state.clone())
-        .layer(middleware::from_fn_with_state(state, common_headers))
+        .merge(runtime::http::probe_routes(state.clone()))
+        .layer(runtime::http::cors())
+        .layer(middleware::from_fn_with_state(state, count_answers))
 }
 
-/// Adds CORS headers, counts answers (absolute-form targets are refused by
-/// `runtime::server::serve`).
-async fn common_headers(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    headers.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Content-Length, Content-Range, ETag, Age, X-Cache"),
-    );
+/// Counts answers, preflights included (absolute-form targets are refused
+/// by `runtime::server::serve`).
+async fn count_answers(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
     state.counters.count_status(response.status());
     response
 }
 
-async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if state.drain.is_draining() {
-        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
-    } else {
-        "ready\n".into_response()
+/// Ready unless draining; `/metrics` publishes the serving counters and
+/// the cache's size first.
+impl runtime::http::Probe for AppState {
+    async fn ready(&self) -> std::result::Result<(), std::borrow::Cow<'static, str>> {
+        if self.drain.is_draining() {
+            Err("draining".into())
+        } else {
+            Ok(())
+        }
     }
-}
 
-async fn render_metrics(State(state): State<Arc<AppState>>) -> String {
-    state.published.publish(&state.counters);
-    state
-        .published
-        .cache_bytes
-        .set(state.cache.weighted_size() as f64);
-    state
-        .published
-        .cache_objects
-        .set(state.cache.entry_count() as f64);
-    runtime::metrics::handle().render()
+    fn refresh(&self) {
+        self.published.publish(&self.counters);
+        self.published.cache_bytes.set(self.cache.weighted_size() as f64);
+        self.published.cache_objects.set(self.cache.entry_count() as f64);
+    }
 }
 
 async fn admin_drain(State(state): State<Arc<AppState>>, bearer: Option<Bearer>) -> Response {
@@ -193,7 +183,6 @@ async fn serve(state: &AppState, parts: &Parts) -> Result<Response> {
     let head = match parts.method {
         Method::GET => false,
         Method::HEAD => true,
-        Method::OPTIONS => return Ok(runtime::http::preflight()),
         _ => return Err(Error::MethodNotAllowed),
     };
     let key = ObjectKey::from_request_path(parts.uri.path()).map_err(|e| Error::BadInput(e.to_string()))?;

@@ -16,7 +16,7 @@
 //! - [`misses`]: when an origin 404 may answer a request, and the budget of lookups that find nothing. Pure.
 //! - [`passthrough`]: objects over the cacheable size, streamed through with their range.
 //! - [`load`]: the load meter: moving averages over counters, hot streams. Pure.
-//! - [`sampler`]: CPU and connection readings from `/proc`.
+//! - [`sampler`]: CPU time (getrusage) and open connections, as the load meter reads them.
 //! - [`streams`]: per-stream egress counters shared by cached objects.
 //! - [`peers`]: the routers and their liveness/backoff state machine. Pure.
 //! - [`heartbeat`]: the loop that samples load and sends ads; router discovery.
@@ -50,6 +50,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use origin_client::client::OriginClient;
 use router_api::fleet::Instance;
+use runtime::server::Connections;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -71,7 +72,7 @@ pub struct Edge {
     config: Arc<Config>,
     state: Arc<AppState>,
     public_url: String,
-    port: u16,
+    connections: Connections,
     instance: Instance,
 }
 
@@ -113,10 +114,10 @@ impl Edge {
             credential: config.credential(),
         });
         Ok(Edge {
+            connections: Connections::new(Some(config.max_connections)),
             config: Arc::new(config),
             state,
             public_url,
-            port: local.port(),
             instance,
         })
     }
@@ -152,7 +153,7 @@ impl Edge {
         let heartbeat = heartbeat::Heartbeat::new(
             config.clone(),
             self.public_url.clone(),
-            self.port,
+            self.connections.clone(),
             self.instance.clone(),
             self.state.clone(),
         )?;
@@ -162,7 +163,8 @@ impl Edge {
         let finished = async move {
             drain.finished(config.drain_quiet, config.drain_timeout).await;
         };
-        let served = runtime::server::serve(listener, http::app(self.state.clone()), finished).await;
+        let app = http::app(self.state.clone());
+        let served = runtime::server::serve(listener, app, self.connections, finished).await;
         let _ = stop_tx.send(true);
         let _ = beats.await;
         served.context("serving")
@@ -182,7 +184,7 @@ pub fn new_instance(now: SystemTime, random: u64) -> Instance {
 /// Runs the edge with `config`: binds, serves, drains on the first SIGTERM
 /// (or Ctrl-C) and returns when the drain is over, or at once on a second.
 pub async fn run(config: Config) -> anyhow::Result<Outcome> {
-    let listener = TcpListener::bind(config.listen)
+    let listener = runtime::server::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let local = listener.local_addr()?;

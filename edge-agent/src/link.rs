@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use router_api::fleet::Link;
@@ -90,7 +90,7 @@ impl Drop for Links {
 /// Keeps one link open, opening it again whenever it ends.
 async fn hold(http: reqwest::Client, url: String, token: Secret, interval: Duration) {
     loop {
-        let opened = Instant::now();
+        let opened = tokio::time::Instant::now();
         let beats = futures::stream::unfold(true, move |first| async move {
             if !first {
                 tokio::time::sleep(interval).await;
@@ -107,7 +107,31 @@ async fn hold(http: reqwest::Client, url: String, token: Secret, interval: Durat
             Ok(response) => tracing::debug!(%url, status = response.status().as_u16(), "link ended"),
             Err(error) => tracing::debug!(%url, connect = error.is_connect(), "link ended"),
         }
-        let lasted = opened.elapsed() >= interval;
-        tokio::time::sleep(if lasted { RELINK_AFTER } else { interval }).await;
+        tokio::time::sleep(relink_after(opened.elapsed(), interval)).await;
+    }
+}
+
+/// How long to wait before opening again a link that ended after `lasted`:
+/// [`RELINK_AFTER`] when it had lasted a heartbeat `interval`, a whole
+/// interval when it failed at once (a router that is down or refuses is
+/// not hammered).
+fn relink_after(lasted: Duration, interval: Duration) -> Duration {
+    if lasted >= interval {
+        RELINK_AFTER
+    } else {
+        interval
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_that_failed_at_once_waits_a_heartbeat() {
+        let interval = Duration::from_secs(1);
+        assert_eq!(relink_after(Duration::from_secs(3600), interval), RELINK_AFTER);
+        assert_eq!(relink_after(interval, interval), RELINK_AFTER);
+        assert_eq!(relink_after(Duration::from_millis(5), interval), interval);
     }
 }

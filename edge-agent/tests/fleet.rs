@@ -45,16 +45,16 @@ async fn heartbeats_carry_identity_and_load_and_a_restart_is_a_new_instance() {
         &router_url,
         "--fleet-token",
         FLEET_TOKEN,
-        "--heartbeat-interval-ms",
-        "200",
+        "--heartbeat-interval",
+        "200ms",
         "--capacity-bps",
         "5000000000",
         "--max-connections",
         "500",
         "--group",
         "eu-west",
-        "--drain-quiet-ms",
-        "100",
+        "--drain-quiet",
+        "100ms",
     ];
     let edge = start_edge(&args);
     let http = client();
@@ -143,8 +143,8 @@ async fn dead_routers_do_not_slow_ads_to_a_live_one() {
         &refused_url,
         "--router",
         &live_url,
-        "--heartbeat-interval-ms",
-        "200",
+        "--heartbeat-interval",
+        "200ms",
     ]);
     live.wait_for(Duration::from_secs(5), |_| true)
         .await
@@ -166,8 +166,8 @@ async fn dead_routers_do_not_slow_ads_to_a_live_one() {
     assert!(worst < Duration::from_millis(450), "an ad gap of {worst:?}");
     let m = edge_metrics(&edge).await;
     assert!(sample(&m, "hlscdn_edge_ads_failed_total", &[]) >= 2.0);
-    assert_eq!(sample(&m, "hlscdn_edge_routers", &["state=\"down\""]), 2.0);
-    assert_eq!(sample(&m, "hlscdn_edge_routers", &["state=\"up\""]), 1.0);
+    assert_eq!(sample(&m, "hlscdn_edge_routers", &[("state", "down")]), 2.0);
+    assert_eq!(sample(&m, "hlscdn_edge_routers", &[("state", "up")]), 1.0);
     drop(blackhole);
 }
 
@@ -183,7 +183,7 @@ async fn routers_are_learned_from_routers() {
         &file,
         format!(
             "id = \"edge-learn\"\norigin = \"http://127.0.0.1:9\"\nrouters = [\"{}\"]\nfleet_token = \"{FLEET_TOKEN}\"\n\
-             heartbeat_interval_ms = 200\ndiscovery_interval_ms = 200\n",
+             heartbeat_interval = \"200ms\"\ndiscovery_interval = \"200ms\"\n",
             a.url()
         ),
     )
@@ -212,12 +212,12 @@ async fn sigterm_sends_a_draining_ad_at_once_serves_on_and_exits_when_quiet() {
         &router_url,
         "--fleet-token",
         FLEET_TOKEN,
-        "--heartbeat-interval-ms",
-        "1000",
-        "--drain-quiet-ms",
-        "1000",
-        "--drain-timeout-ms",
-        "20000",
+        "--heartbeat-interval",
+        "1000ms",
+        "--drain-quiet",
+        "1000ms",
+        "--drain-timeout",
+        "20000ms",
     ]);
     let http = client();
     router
@@ -286,8 +286,8 @@ async fn admin_drain_needs_the_fleet_token() {
         &router_url,
         "--fleet-token",
         FLEET_TOKEN,
-        "--drain-quiet-ms",
-        "300",
+        "--drain-quiet",
+        "300ms",
     ]);
     let http = client();
     let drain = edge.url("/admin/drain");
@@ -333,8 +333,8 @@ async fn a_second_sigterm_exits_at_once() {
         "edge-twice",
         "--origin",
         "http://127.0.0.1:9",
-        "--drain-quiet-ms",
-        "30000",
+        "--drain-quiet",
+        "30000ms",
     ]);
     let http = client();
     edge.signal("TERM");
@@ -369,8 +369,8 @@ async fn an_edge_given_only_its_credential_heartbeats_and_drains() {
         &router_url,
         "--fleet-token",
         &own,
-        "--drain-quiet-ms",
-        "300",
+        "--drain-quiet",
+        "300ms",
     ]);
     router
         .wait_for(Duration::from_secs(3), |ad| ad.edge_id == "edge-cred")

@@ -33,7 +33,7 @@ async fn origin_requests(origin: &common::Server) -> u64 {
         .text()
         .await
         .expect("text");
-    sample(&text, "hlscdn_origin_requests_total", &["method=\"GET\""]) as u64
+    sample(&text, "hlscdn_origin_requests_total", &[("method", "GET")]) as u64
 }
 
 /// The attacker asks the edge for the next two segment names of a live
@@ -47,7 +47,7 @@ async fn asking_for_next_segments_early_never_fails_a_viewer() {
             "--store",
             "memory://",
             "--publish-demo",
-            "--publish-target-duration",
+            "--publish-target-duration-secs",
             "1",
         ],
         &[],

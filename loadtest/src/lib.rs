@@ -19,9 +19,9 @@
 //! - [`invariants`]: stream invariants every received media playlist must keep. Pure.
 //! - [`zipf`]: Zipf popularity with the random source as an argument. Pure.
 //! - [`stats`]: HDR latency histograms, request, edge and session tallies. Pure.
-//! - [`prom`]: Prometheus text format, enough for before/after deltas. Pure.
 //! - [`report`]: the `players` report: figures, cache deltas, the final table. Pure.
-//! - [`driver`]: the I/O of `players`: tokio, one pooled `reqwest` client, scrapes, progress line.
+//! - [`driver`]: the I/O of `players`: tokio, one pooled `reqwest` client, viewer tasks, router
+//!   failover, segment probes, scrapes, progress line.
 //! - [`sim`]: `simulate`: the world, the policies, the engine, the comparison. Pure, seeded.
 //! - [`svg`], [`html`]: self-contained HTML reports with inline SVG charts. Pure.
 //! - [`cli`]: the command line and what each subcommand does.
@@ -36,7 +36,6 @@ pub mod hls;
 pub mod html;
 pub mod invariants;
 pub mod player;
-pub mod prom;
 pub mod report;
 pub mod sim;
 pub mod stats;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::invariants::InvariantFigures;
-use crate::prom::{self, Sample};
 use crate::stats::{Bucket, ClassFigures, KindFigures, Moves, Percentiles, Recorder, Sessions};
+use router_api::prometheus::{self, Sample};
 
 /// The run's settings, as given.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -267,7 +267,7 @@ fn delta(
     with: &[(&str, &str)],
 ) -> Option<u64> {
     let (before, after) = (before?, after?);
-    let d = prom::sum(after, name, with) - prom::sum(before, name, with);
+    let d = prometheus::sum(after, name, with) - prometheus::sum(before, name, with);
     Some(d.max(0.0).round() as u64)
 }
 
@@ -559,7 +559,7 @@ mod tests {
     use super::*;
 
     fn samples(text: &str) -> Option<Vec<Sample>> {
-        Some(prom::parse(text))
+        Some(prometheus::parse(text))
     }
 
     #[test]

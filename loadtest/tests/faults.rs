@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Server, client, eventually, free_port};
+use common::{Port, Server, client, eventually};
 use loadtest::driver::{PlayersConfig, Streams};
 use loadtest::invariants::Kind;
 use loadtest::report::{PlayersReport, TimelineSample};
@@ -51,7 +51,8 @@ struct Cluster {
     routers: Vec<Server>,
     router_proxies: Vec<FaultProxy>,
     partitioned_edge: Option<usize>,
-    edge_ports: Vec<u16>,
+    /// Edge `i` serves on `edge_ports[i]`, also after a restart.
+    edge_ports: Vec<Port>,
     edges: Vec<Option<Server>>,
 }
 
@@ -73,7 +74,7 @@ impl Cluster {
         std::fs::write(
             &config,
             format!(
-                "discovery_interval_ms = 300\nhold_down_ms = {}\n",
+                "discovery_interval = \"300ms\"\nhold_down = \"{}ms\"\n",
                 HOLD_DOWN.as_millis()
             ),
         )
@@ -82,26 +83,24 @@ impl Cluster {
             Some(p) => format!("http://{}", p.addr),
             None => origin.url(""),
         };
-        let ports: Vec<u16> = (0..wiring.routers.max(1)).map(|_| free_port()).collect();
+        let ports: Vec<Port> = (0..wiring.routers.max(1)).map(|_| Port::reserve()).collect();
         // With a partition, every router is known by its proxy only (its
         // public URL and its peers' seeds), so that the partitioned edge
         // cannot learn a direct address; the other edges are seeded with every
         // router directly.
         let mut router_proxies = Vec::new();
         if wiring.partitioned_edge.is_some() {
-            for &port in &ports {
-                router_proxies.push(FaultProxy::start(SocketAddr::from(([127, 0, 0, 1], port))).await);
+            for port in &ports {
+                router_proxies.push(FaultProxy::start(port.addr()).await);
             }
         }
         let reach = |i: usize| match router_proxies.get(i) {
             Some(p) => format!("http://{}", p.addr),
-            None => format!("http://127.0.0.1:{}", ports[i]),
+            None => ports[i].url(),
         };
         let mut routers = Vec::new();
-        for (i, &port) in ports.iter().enumerate() {
+        for (i, port) in ports.iter().enumerate() {
             let mut args = vec![
-                "--listen".to_owned(),
-                format!("127.0.0.1:{port}"),
                 "--config".to_owned(),
                 config.to_str().expect("utf-8").to_owned(),
                 "--origin".to_owned(),
@@ -113,14 +112,14 @@ impl Cluster {
                 "--public-url".to_owned(),
                 reach(i),
                 "--steering-ttl".to_owned(),
-                STEERING_TTL_SECS.to_string(),
+                format!("{STEERING_TTL_SECS}s"),
             ];
             for peer in (0..ports.len()).filter(|&p| p != i) {
                 args.extend(["--peer".to_owned(), reach(peer)]);
             }
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let path = common::bin_path("router", "hlscdn-router");
-            routers.push(Server::start(path.to_str().expect("utf-8"), &args, &[]));
+            routers.push(Server::start_on(port, path.to_str().expect("utf-8"), &args, &[]));
         }
         let mut cluster = Cluster {
             dir,
@@ -129,7 +128,7 @@ impl Cluster {
             routers,
             router_proxies,
             partitioned_edge: wiring.partitioned_edge,
-            edge_ports: (0..3).map(|_| free_port()).collect(),
+            edge_ports: (0..3).map(|_| Port::reserve()).collect(),
             edges: Vec::new(),
         };
         for i in 0..3 {
@@ -151,7 +150,7 @@ impl Cluster {
     fn edge(&self, i: usize) -> Server {
         let partitioned = self.partitioned_edge == Some(i);
         let config = self.dir.path().join(format!("edge-{}.toml", i + 1));
-        std::fs::write(&config, "discovery_interval_ms = 300\n").expect("config");
+        std::fs::write(&config, "discovery_interval = \"300ms\"\n").expect("config");
         let routers: Vec<String> = if partitioned {
             self.router_proxies
                 .iter()
@@ -161,8 +160,6 @@ impl Cluster {
             self.routers.iter().map(|r| r.url("")).collect()
         };
         let mut args = vec![
-            "--listen".to_owned(),
-            format!("127.0.0.1:{}", self.edge_ports[i]),
             "--config".to_owned(),
             config.to_str().expect("utf-8").to_owned(),
             "--id".to_owned(),
@@ -171,36 +168,29 @@ impl Cluster {
             self.origin_url(),
             "--fleet-token".to_owned(),
             TOKEN.to_owned(),
-            "--heartbeat-interval-ms".to_owned(),
-            "1000".to_owned(),
-            "--ad-ttl-ms".to_owned(),
-            TTL.as_millis().to_string(),
-            "--drain-quiet-ms".to_owned(),
-            "1500".to_owned(),
+            "--heartbeat-interval".to_owned(),
+            "1s".to_owned(),
+            "--ad-ttl".to_owned(),
+            format!("{}ms", TTL.as_millis()),
+            "--drain-quiet".to_owned(),
+            "1500ms".to_owned(),
         ];
         for r in routers {
             args.extend(["--router".to_owned(), r]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let path = common::bin_path("edge-agent", "hlscdn-edge");
-        Server::start(path.to_str().expect("utf-8"), &args, &[])
+        Server::start_on(&self.edge_ports[i], path.to_str().expect("utf-8"), &args, &[])
     }
 
-    /// Starts edge `i` again on its port, once the port can be bound: after
-    /// a `kill -9`, players' connection attempts to the dead port can leave
-    /// a socket on it for a moment (a loopback connect to a port in the
-    /// ephemeral range can get that very port as its own).
-    async fn restart_edge(&mut self, i: usize) {
-        let port = self.edge_ports[i];
-        eventually(Duration::from_secs(10), "edge port free again", || async move {
-            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
-        })
-        .await;
+    /// Starts edge `i` again on its port (held by the test throughout, so no
+    /// connection from the players can have taken it meanwhile).
+    fn restart_edge(&mut self, i: usize) {
         self.edges[i] = Some(self.edge(i));
     }
 
     fn edge_host(&self, i: usize) -> String {
-        format!("127.0.0.1:{}", self.edge_ports[i])
+        self.edge_ports[i].addr().to_string()
     }
 
     async fn ready(&self) {
@@ -743,7 +733,7 @@ async fn kill_9_of_the_viewers_edge_three_times() {
         drop(edge);
         // Viewers leave it within a steering TTL, or at their next segment.
         tokio::time::sleep(Duration::from_secs(STEERING_TTL_SECS + 1)).await;
-        cluster.restart_edge(victim).await;
+        cluster.restart_edge(victim);
         let eligible = until_eligible(&cluster, victim).await;
         // Two timeline samples with the edge back, to see who goes to it.
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -948,7 +938,7 @@ async fn rolling_restart_of_every_edge_with_drain() {
             i + 1
         );
         drop(edge);
-        cluster.restart_edge(i).await;
+        cluster.restart_edge(i);
         let id = format!("edge-{}", i + 1);
         eventually(Duration::from_secs(5), "restarted edge fresh", || async {
             edges(&cluster.routers[0]).await.is_some_and(|v| {
@@ -996,7 +986,7 @@ async fn slow_origin_times_out_and_leaks_nothing() {
     });
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("router.toml");
-    std::fs::write(&config, "origin_timeout_ms = 500\n").expect("config");
+    std::fs::write(&config, "origin_timeout = \"500ms\"\n").expect("config");
     let origin = format!("http://{addr}");
     let router = Server::binary(
         "router",

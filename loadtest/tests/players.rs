@@ -8,17 +8,10 @@ use test_kit as common;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, client};
+use common::{Port, Server, client};
 use serde_json::Value;
 
 const TOKEN: &str = "fleet-token-for-loadtest-0123";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
 
 struct Cluster {
     _dir: tempfile::TempDir,
@@ -35,15 +28,14 @@ impl Cluster {
             .to_string();
         let origin = Server::origin(&["--store", &store, "--publish-demo"], &[]);
         let config = dir.path().join("router.toml");
-        std::fs::write(&config, "discovery_interval_ms = 300\n").expect("config");
-        let ports = [free_port(), free_port()];
+        std::fs::write(&config, "discovery_interval = \"300ms\"\n").expect("config");
+        // Each router is the other's peer: both addresses are known first.
+        let ports = [Port::reserve(), Port::reserve()];
         let routers: Vec<Server> = ports
             .iter()
-            .map(|&port| {
-                let peer = ports.iter().find(|&&p| p != port).copied().unwrap_or(port);
+            .zip(ports.iter().rev())
+            .map(|(port, peer)| {
                 let args = [
-                    "--listen".to_owned(),
-                    format!("127.0.0.1:{port}"),
                     "--config".to_owned(),
                     config.to_str().expect("utf-8").to_owned(),
                     "--origin".to_owned(),
@@ -51,11 +43,11 @@ impl Cluster {
                     "--fleet-token".to_owned(),
                     TOKEN.to_owned(),
                     "--peer".to_owned(),
-                    format!("http://127.0.0.1:{peer}"),
+                    peer.url(),
                 ];
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 let path = common::bin_path("router", "hlscdn-router");
-                Server::start(path.to_str().expect("utf-8"), &args, &[])
+                Server::start_on(port, path.to_str().expect("utf-8"), &args, &[])
             })
             .collect();
         let edges = (1..=3)

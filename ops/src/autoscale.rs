@@ -15,7 +15,7 @@
 //!
 //! A router without `/api/v1/scale` (an older version) gets the same
 //! decision computed here from `/api/v1/edges` ([`desired_from_edges`]) with
-//! the `--target-utilization`, `--min-edges`, `--max-edges` and `--cooldown-secs`
+//! the `--target-utilization`, `--min-edges`, `--max-edges` and `--cooldown`
 //! flags.
 
 use std::path::PathBuf;
@@ -29,45 +29,43 @@ use tokio::sync::mpsc;
 use crate::api;
 use crate::supervisor::{self, Group, Restart, Spec, Supervised};
 use router_api::fleet::Scale;
+use runtime::config::parse_duration;
 
-/// `hlscdn autoscale` flags.
+/// `hlscdn autoscale` flags, each also read from its `HLSCDN_*` variable.
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("mode").required(true).args(["exec", "local"])))]
+#[command(
+    group(clap::ArgGroup::new("mode").required(true).args(["exec", "local"])),
+    mut_arg("routers", |a| a.required(true))
+)]
 pub struct Args {
-    /// A router of the fleet; repeatable (the first that answers is asked).
-    #[arg(
-        long = "router",
-        value_name = "URL",
-        env = "HLSCDN_ROUTERS",
-        value_delimiter = ',',
-        required = true
-    )]
-    pub routers: Vec<String>,
+    /// The routers asked for the desired number (the first that answers).
+    #[command(flatten)]
+    pub routers: runtime::config::RoutersArg,
     /// Shell command run when the desired number of edges changes; `{replicas}` is replaced by it.
-    #[arg(long, value_name = "CMD")]
+    #[arg(long, value_name = "CMD", env = "HLSCDN_EXEC")]
     pub exec: Option<String>,
     /// Start and drain local `hlscdn-edge` processes.
-    #[arg(long)]
+    #[arg(long, env = "HLSCDN_LOCAL")]
     pub local: bool,
-    /// How often to ask the router, milliseconds.
-    #[arg(long, default_value_t = 5000)]
-    pub interval_ms: u64,
+    /// How often to ask the router.
+    #[arg(long, default_value = "5s", env = "HLSCDN_INTERVAL", value_parser = parse_duration)]
+    pub interval: Duration,
     /// Without `/api/v1/scale`: the utilization to scale towards.
-    #[arg(long, default_value_t = 0.6)]
+    #[arg(long, default_value_t = 0.6, env = "HLSCDN_TARGET_UTILIZATION")]
     pub target_utilization: f64,
     /// Without `/api/v1/scale`: fewest edges.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, env = "HLSCDN_MIN_EDGES")]
     pub min_edges: u32,
     /// Without `/api/v1/scale`: most edges.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, env = "HLSCDN_MAX_EDGES")]
     pub max_edges: u32,
-    /// Without `/api/v1/scale`: how long a lower count must hold before scaling down, seconds.
-    #[arg(long, default_value_t = 60)]
-    pub cooldown_secs: u64,
-    /// After starting, only watch for this long, seconds (edges started at the
-    /// same time need a heartbeat or two before routers count them).
-    #[arg(long, default_value_t = 5)]
-    pub warmup_secs: u64,
+    /// Without `/api/v1/scale`: how long a lower count must hold before scaling down.
+    #[arg(long, default_value = "60s", env = "HLSCDN_COOLDOWN", value_parser = parse_duration)]
+    pub cooldown: Duration,
+    /// After starting, only watch for this long (edges started at the same
+    /// time need a heartbeat or two before routers count them).
+    #[arg(long, default_value = "5s", env = "HLSCDN_WARMUP", value_parser = parse_duration)]
+    pub warmup: Duration,
     /// Settings of the edges `--local` starts.
     #[command(flatten)]
     pub edges: LocalArgs,
@@ -77,14 +75,14 @@ pub struct Args {
 #[derive(Debug, Clone, clap::Args)]
 pub struct LocalArgs {
     /// The `hlscdn-edge` binary (default: the one next to `hlscdn`).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "HLSCDN_EDGE_BINARY")]
     pub edge_binary: Option<PathBuf>,
     /// Origin the edges fetch from.
     #[arg(long, value_name = "URL", env = "HLSCDN_ORIGIN")]
     pub origin: Option<String>,
-    /// Shared secret of the fleet (passed to the edges in their environment).
-    #[arg(long, env = "HLSCDN_FLEET_TOKEN", hide_env_values = true)]
-    pub fleet_token: Option<String>,
+    /// The fleet token (passed to the edges in their environment).
+    #[command(flatten)]
+    pub fleet: runtime::config::FleetTokenArg,
     /// Segment URL signing key KID:SECRET for the edges; repeatable.
     #[arg(
         long = "signing-key",
@@ -95,28 +93,33 @@ pub struct LocalArgs {
     )]
     pub signing_keys: Vec<String>,
     /// Address the edges listen on and are reached at.
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(long, default_value = "127.0.0.1", env = "HLSCDN_HOST")]
     pub host: String,
     /// Port of the first edge; the next ones count up.
-    #[arg(long, default_value_t = 9101)]
+    #[arg(long, default_value_t = 9101, env = "HLSCDN_FIRST_PORT")]
     pub first_port: u16,
     /// Edge ids are this prefix and a number.
-    #[arg(long, default_value = "auto-edge-")]
+    #[arg(long, default_value = "auto-edge-", env = "HLSCDN_ID_PREFIX")]
     pub id_prefix: String,
     /// Number of the first edge.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, env = "HLSCDN_FIRST_INDEX")]
     pub first_index: u32,
     /// Egress capacity each edge advertises, bits/s.
-    #[arg(long)]
+    #[arg(long, env = "HLSCDN_CAPACITY_BPS")]
     pub capacity_bps: Option<u64>,
-    /// Extra flag for every edge (e.g. `--edge-arg=--drain-quiet-ms=2000`); repeatable.
-    #[arg(long = "edge-arg", value_name = "ARG", allow_hyphen_values = true)]
+    /// Extra flag for every edge (e.g. `--edge-arg=--drain-quiet=2s`); repeatable.
+    #[arg(
+        long = "edge-arg",
+        value_name = "ARG",
+        allow_hyphen_values = true,
+        env = "HLSCDN_EDGE_ARGS"
+    )]
     pub edge_args: Vec<String>,
-    /// How long a draining edge gets before SIGKILL, seconds.
-    #[arg(long, default_value_t = 75)]
-    pub stop_timeout_secs: u64,
+    /// How long a draining edge gets before SIGKILL.
+    #[arg(long, default_value = "75s", env = "HLSCDN_STOP_TIMEOUT", value_parser = parse_duration)]
+    pub stop_timeout: Duration,
     /// Where the edges' logs go (default: a temporary directory).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "HLSCDN_LOG_DIR")]
     pub log_dir: Option<PathBuf>,
 }
 
@@ -273,7 +276,7 @@ impl Source {
 
 /// Runs `hlscdn autoscale` until SIGTERM or Ctrl-C.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    for router in &args.routers {
+    for router in &args.routers.routers {
         api::check_base_url(router)?;
     }
     if !(args.target_utilization > 0.0 && args.target_utilization <= 1.0) {
@@ -281,17 +284,22 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let source = Source {
         client: api::client(),
-        routers: args.routers.iter().map(|r| api::base(r).to_owned()).collect(),
+        routers: args
+            .routers
+            .routers
+            .iter()
+            .map(|r| api::base(r).to_owned())
+            .collect(),
         policy: Policy {
             target_utilization: args.target_utilization,
             min_edges: args.min_edges,
             max_edges: args.max_edges,
         },
-        cooldown: Cooldown::new(Duration::from_secs(args.cooldown_secs)),
+        cooldown: Cooldown::new(args.cooldown),
         said_fallback: false,
     };
-    let interval = Duration::from_millis(args.interval_ms.max(100));
-    let act_after = Instant::now() + Duration::from_secs(args.warmup_secs);
+    let interval = args.interval.max(Duration::from_millis(100));
+    let act_after = Instant::now() + args.warmup;
     let shutdown = runtime::server::shutdown_signal();
     match (&args.exec, args.local) {
         (Some(command), false) => run_exec(source, command, interval, act_after, shutdown).await,
@@ -369,8 +377,10 @@ async fn run_local(
     let origin = local.origin.clone().context("--local needs --origin URL")?;
     api::check_base_url(&origin)?;
     let fleet_token = local
+        .fleet
         .fleet_token
-        .clone()
+        .as_ref()
+        .map(|token| token.expose().to_owned())
         .context("--local needs --fleet-token (or HLSCDN_FLEET_TOKEN)")?;
     let binary = match &local.edge_binary {
         Some(path) => path.clone(),
@@ -539,7 +549,7 @@ fn edge_spec(
         args,
         envs,
         restart: Restart::UnlessClean,
-        stop_timeout: Duration::from_secs(local.stop_timeout_secs),
+        stop_timeout: local.stop_timeout,
         echo: false,
     })
 }

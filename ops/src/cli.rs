@@ -104,5 +104,31 @@ mod tests {
         assert!(cli.is_ok());
         let neither = Cli::try_parse_from(["hlscdn", "autoscale", "--router", "http://127.0.0.1:8080"]);
         assert!(neither.is_err(), "--exec or --local is required");
+        for args in [
+            &["hlscdn", "status"][..],
+            &["hlscdn", "autoscale", "--local"],
+            &["hlscdn", "drain", "e", "--router", "http://r:1"],
+        ] {
+            if std::env::var_os("HLSCDN_ROUTERS").is_none()
+                && std::env::var_os("HLSCDN_FLEET_TOKEN").is_none()
+            {
+                assert!(
+                    Cli::try_parse_from(args).is_err(),
+                    "{args:?}: a required flag is missing"
+                );
+            }
+        }
+        let cli = Cli::try_parse_from([
+            "hlscdn",
+            "drain",
+            "e",
+            "--router",
+            "http://r:1",
+            "--fleet-token",
+            "t",
+            "--timeout",
+            "90s",
+        ]);
+        assert!(matches!(cli.map(|c| c.command), Ok(Command::Drain(a)) if a.timeout.as_secs() == 90));
     }
 }

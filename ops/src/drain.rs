@@ -14,43 +14,43 @@ use crate::api;
 
 /// `hlscdn drain` flags.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("routers", |a| a.required(true)), mut_arg("fleet_token", |a| a.required(true)))]
 pub struct Args {
     /// Id of the edge to drain (as `hlscdn status` lists it).
     pub edge: String,
-    /// A router of the fleet; repeatable (the first that knows the edge is used).
-    #[arg(
-        long = "router",
-        value_name = "URL",
-        env = "HLSCDN_ROUTERS",
-        value_delimiter = ',',
-        required = true
-    )]
-    pub routers: Vec<String>,
-    /// Shared secret of the fleet; the edge refuses a drain without it.
-    #[arg(long, env = "HLSCDN_FLEET_TOKEN", hide_env_values = true)]
-    pub fleet_token: String,
+    /// The routers asked for the edge (the first that knows it is used).
+    #[command(flatten)]
+    pub routers: runtime::config::RoutersArg,
+    /// The fleet token; the edge refuses a drain without it.
+    #[command(flatten)]
+    pub fleet: runtime::config::FleetTokenArg,
     /// Wait until the edge has drained and stopped sending ads.
     #[arg(long)]
     pub wait: bool,
-    /// Longest wait with `--wait`, in seconds.
-    #[arg(long, default_value_t = 120)]
-    pub timeout_secs: u64,
+    /// Longest wait with `--wait`.
+    #[arg(long, default_value = "2m", value_parser = runtime::config::parse_duration)]
+    pub timeout: Duration,
 }
 
 /// Runs `hlscdn drain`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let client = api::client();
-    let (router, edge) = find_edge(&client, &args.routers, &args.edge).await?;
+    let (router, edge) = find_edge(&client, &args.routers.routers, &args.edge).await?;
     // The edge's own credential: an edge given only its credential accepts
     // nothing else, and one given the fleet token derives the same.
-    let credential = router_api::fleet::edge_credential(&args.fleet_token, &edge.id);
+    let fleet_token = args
+        .fleet
+        .fleet_token
+        .as_ref()
+        .context("--fleet-token is required")?;
+    let credential = router_api::fleet::edge_credential(fleet_token.expose(), &edge.id);
     api::drain_edge(&client, &edge.url, &credential).await?;
     println!(
         "{} ({}) is draining: it takes no new viewers and exits once its viewers have moved",
         edge.id, edge.url
     );
     if args.wait {
-        let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+        let deadline = Instant::now() + args.timeout;
         loop {
             tokio::time::sleep(Duration::from_millis(500)).await;
             let view = api::edges(&client, &router).await?;
@@ -64,7 +64,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 break;
             }
             if Instant::now() >= deadline {
-                bail!("{} is still sending ads after {} s", edge.id, args.timeout_secs);
+                bail!("{} is still sending ads after {:?}", edge.id, args.timeout);
             }
         }
     }

@@ -17,16 +17,10 @@ use crate::health::{self, Observation, Report};
 
 /// `hlscdn status` flags.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("routers", |a| a.required(true)))]
 pub struct Args {
-    /// A router of the fleet; repeatable. The other routers are learned from it.
-    #[arg(
-        long = "router",
-        value_name = "URL",
-        env = "HLSCDN_ROUTERS",
-        value_delimiter = ',',
-        required = true
-    )]
-    pub routers: Vec<String>,
+    #[command(flatten)]
+    pub routers: runtime::config::RoutersArg,
     /// Print the report as JSON instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -38,11 +32,12 @@ pub const RECHECK_AFTER: Duration = Duration::from_millis(1500);
 
 /// Runs `hlscdn status`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    for url in &args.routers {
+    let routers = &args.routers.routers;
+    for url in routers {
         api::check_base_url(url)?;
     }
     let client = api::client();
-    let mut observations = observe(&client, &args.routers).await;
+    let mut observations = observe(&client, routers).await;
     if observations.iter().all(|o| o.view.is_err()) {
         let reasons: Vec<String> = observations
             .iter()
@@ -53,7 +48,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut report = health::assess(&observations);
     if report.only_disagreement() {
         tokio::time::sleep(RECHECK_AFTER).await;
-        observations = observe(&client, &args.routers).await;
+        observations = observe(&client, routers).await;
         report = health::assess(&observations);
     }
     if args.json {

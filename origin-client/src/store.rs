@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `file:///dir` | local directory (created if missing); nothing outside it is reachable |
 //! | `memory://` | in-process memory (tests, throwaway demos) |
-//! | `s3://bucket/prefix` | S3 or any S3-compatible server: `AWS_*` environment variables (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ALLOW_HTTP`, ...) and `--store-option key=value` |
+//! | `s3://bucket/prefix` | S3 or any S3-compatible server: `AWS_*` environment variables (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ALLOW_HTTP`, ...) and `KEY=VALUE` builder options (`--store-option` on the origin, `--origin-option` on routers and edges) |
 //! | `gs://bucket/prefix` | Google Cloud Storage: `GOOGLE_*` variables and options |
 //! | `az://container/prefix` | Azure Blob Storage: `AZURE_*` variables and options |
 //! | `http(s)://host/prefix` | an HTTP/WebDAV server through `object_store`'s HTTP store |

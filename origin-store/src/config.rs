@@ -1,6 +1,9 @@
 //! `hlscdn-origin` configuration: a TOML file (`--config`), overridden by
-//! `HLSCDN_*` environment variables, overridden by flags; validated at start
-//! with messages that name the key.
+//! `HLSCDN_*` environment variables, overridden by flags
+//! ([`runtime::config`]); validated at start with messages that name the
+//! key. Every key is also a flag (`catalog_refresh` is `--catalog-refresh`
+//! and `HLSCDN_CATALOG_REFRESH`, `[publish] window` is `--publish-window`);
+//! durations are human-readable.
 //!
 //! ```toml
 //! listen = "127.0.0.1:8000"
@@ -8,7 +11,7 @@
 //! ingest_token = "change-me"
 //! max_ingest_bytes = 268435456
 //! publish_demo = false
-//! catalog_refresh_ms = 5000    # /api/v1/streams: one listing per period at most
+//! catalog_refresh = "5s"       # /api/v1/streams: one listing per period at most
 //! catalog_max_objects = 100000 # ... reading at most this many keys
 //!
 //! [store_options]            # builder keys of the store, e.g. for S3:
@@ -17,16 +20,16 @@
 //!
 //! [publish]                  # the demo publisher
 //! window = 6
-//! target_duration_secs = 2
+//! target_duration_secs = 2   # whole seconds, as EXT-X-TARGETDURATION
 //! ```
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use clap::Parser;
-use serde::Deserialize;
+use runtime::config::{ServerArgs, duration, expose_secret, key_values, parse_duration};
+use serde::{Deserialize, Serialize};
 
 use crate::catalog_cache::{self, CatalogSettings};
 use crate::publisher::PublishConfig;
@@ -34,86 +37,144 @@ use crate::{Error, Result};
 use runtime::secret::Secret;
 
 /// Default listen address.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
+pub const DEFAULT_LISTEN: SocketAddr = runtime::config::loopback(8000);
 /// Default largest ingest body: 256 MiB.
 pub const DEFAULT_MAX_INGEST_BYTES: u64 = 256 * 1024 * 1024;
 /// Default largest playlist inspected for `EXT-X-ENDLIST`: 16 MiB.
 pub const DEFAULT_MAX_PLAYLIST_BYTES: u64 = 16 * 1024 * 1024;
-/// Bounds of `catalog_refresh_ms`: 100 ms to 1 h.
-pub const CATALOG_REFRESH_MS: std::ops::RangeInclusive<u64> = 100..=3_600_000;
+/// Bounds of `catalog_refresh`: 100 ms to 1 h.
+pub const CATALOG_REFRESH: RangeInclusive<Duration> = Duration::from_millis(100)..=Duration::from_secs(3600);
 /// Directory of the default `file://` store, relative to the working directory.
 pub const DEFAULT_STORE_DIR: &str = "hlscdn-store";
 
-/// Command line of `hlscdn-origin`. Every flag also reads an `HLSCDN_*`
-/// variable; flags win over variables, which win over the file.
-#[derive(Debug, Parser)]
+/// Command line of `hlscdn-origin`: every key of the file, each flag also
+/// read from its `HLSCDN_*` variable; flags win over variables, which win
+/// over the file.
+#[derive(Debug, Parser, Serialize)]
 #[command(
     name = "hlscdn-origin",
     version,
     about = "hls-cdn origin: HTTP over an object store, with ingest"
 )]
 pub struct Cli {
-    /// TOML configuration file.
-    #[arg(long, env = "HLSCDN_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, env = "HLSCDN_LISTEN")]
-    pub listen: Option<SocketAddr>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub server: ServerArgs,
     /// Object store URL: file:///dir, memory://, s3://bucket/prefix, gs://, az://, http(s)://.
     /// Default: `file://` + the working directory + `/hlscdn-store`.
-    #[arg(long, env = "HLSCDN_STORE")]
+    #[arg(long, env = "HLSCDN_STORE", value_name = "URL")]
     pub store: Option<String>,
     /// Store builder option KEY=VALUE (e.g. aws_endpoint=http://127.0.0.1:9000); repeatable.
-    #[arg(long = "store-option", value_name = "KEY=VALUE", value_parser = runtime::config::parse_key_value)]
+    #[arg(
+        long = "store-option",
+        value_name = "KEY=VALUE",
+        env = "HLSCDN_STORE_OPTIONS",
+        value_delimiter = ',',
+        value_parser = runtime::config::parse_key_value
+    )]
+    #[serde(with = "key_values")]
     pub store_options: Vec<(String, String)>,
     /// Bearer token that PUT and DELETE must present; without it ingest is off.
-    #[arg(long, env = "HLSCDN_INGEST_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "HLSCDN_INGEST_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    #[serde(serialize_with = "expose_secret")]
     pub ingest_token: Option<Secret>,
     /// Largest ingest body in bytes (413 past it).
     #[arg(long, env = "HLSCDN_MAX_INGEST_BYTES")]
     pub max_ingest_bytes: Option<u64>,
+    /// Largest playlist inspected whole (for `EXT-X-ENDLIST`), in bytes.
+    #[arg(long, env = "HLSCDN_MAX_PLAYLIST_BYTES")]
+    pub max_playlist_bytes: Option<u64>,
     /// How long the catalog (`/api/v1/streams`) is served before the store is
-    /// listed again, in milliseconds (default 5000).
-    #[arg(long, env = "HLSCDN_CATALOG_REFRESH_MS")]
-    pub catalog_refresh_ms: Option<u64>,
+    /// listed again (default 5s, 100ms to 1h).
+    #[arg(long, env = "HLSCDN_CATALOG_REFRESH", value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(with = "duration::option")]
+    pub catalog_refresh: Option<Duration>,
     /// Most keys one catalog listing reads; past it the answer says
     /// `"truncated": true` (default 100000).
     #[arg(long, env = "HLSCDN_CATALOG_MAX_OBJECTS")]
     pub catalog_max_objects: Option<usize>,
     /// Publish the demo streams (live/demo-1..3, vod/demo) into the store.
-    #[arg(long, env = "HLSCDN_PUBLISH_DEMO")]
-    pub publish_demo: bool,
+    #[arg(
+        long,
+        env = "HLSCDN_PUBLISH_DEMO",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub publish_demo: Option<bool>,
+    #[command(flatten)]
+    pub publish: PublishArgs,
+}
+
+/// The `[publish]` keys as flags (`--publish-window`): the demo publisher.
+#[derive(Debug, Default, clap::Args, Serialize)]
+pub struct PublishArgs {
     /// Segments in the demo's live window.
-    #[arg(long, env = "HLSCDN_PUBLISH_WINDOW")]
-    pub publish_window: Option<usize>,
-    /// Target duration of the demo's live segments, in seconds.
-    #[arg(long, env = "HLSCDN_PUBLISH_TARGET_DURATION")]
-    pub publish_target_duration: Option<u64>,
+    #[arg(long = "publish-window", env = "HLSCDN_PUBLISH_WINDOW")]
+    pub window: Option<usize>,
+    /// Target duration of the demo's live segments, whole seconds dividing 12.
+    #[arg(
+        long = "publish-target-duration-secs",
+        env = "HLSCDN_PUBLISH_TARGET_DURATION_SECS"
+    )]
+    pub target_duration_secs: Option<u64>,
+    /// A demo live stream prefix in the store (default live/demo-1..3); repeatable.
+    #[arg(
+        long = "publish-live-stream",
+        value_name = "PREFIX",
+        env = "HLSCDN_PUBLISH_LIVE_STREAMS",
+        value_delimiter = ','
+    )]
+    pub live_streams: Vec<String>,
+    /// The demo VOD stream prefix in the store (default vod/demo).
+    #[arg(
+        long = "publish-vod-stream",
+        value_name = "PREFIX",
+        env = "HLSCDN_PUBLISH_VOD_STREAM"
+    )]
+    pub vod_stream: Option<String>,
 }
 
-/// The file form; every key optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<SocketAddr>,
+/// What the layers hold; every key optional.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Settings {
+    listen: SocketAddr,
     store: Option<String>,
-    #[serde(default)]
-    store_options: BTreeMap<String, String>,
+    #[serde(with = "key_values")]
+    store_options: Vec<(String, String)>,
     ingest_token: Option<Secret>,
-    max_ingest_bytes: Option<u64>,
-    max_playlist_bytes: Option<u64>,
-    catalog_refresh_ms: Option<u64>,
-    catalog_max_objects: Option<usize>,
-    publish_demo: Option<bool>,
-    #[serde(default)]
-    publish: PublishFile,
+    max_ingest_bytes: u64,
+    max_playlist_bytes: u64,
+    #[serde(with = "duration")]
+    catalog_refresh: Duration,
+    catalog_max_objects: usize,
+    publish_demo: bool,
+    publish: PublishConfig,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PublishFile {
-    window: Option<usize>,
-    target_duration_secs: Option<u64>,
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN,
+            store: None,
+            store_options: Vec::new(),
+            ingest_token: None,
+            max_ingest_bytes: DEFAULT_MAX_INGEST_BYTES,
+            max_playlist_bytes: DEFAULT_MAX_PLAYLIST_BYTES,
+            catalog_refresh: catalog_cache::DEFAULT_REFRESH,
+            catalog_max_objects: catalog_cache::DEFAULT_MAX_OBJECTS,
+            publish_demo: false,
+            publish: PublishConfig::default(),
+        }
+    }
 }
 
 /// The validated configuration the server runs with.
@@ -138,14 +199,12 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads the file named by `--config` (if any) and applies the command line over it.
+    /// Reads the file named by `--config` (if any), lays the flags and
+    /// `HLSCDN_*` variables over it, and validates the result.
     pub fn load(cli: Cli) -> Result<Self> {
-        let file = runtime::config::read_toml(cli.config.as_deref()).map_err(Error::Config)?;
-        Self::merge(cli, file)
-    }
-
-    fn merge(cli: Cli, file: FileConfig) -> Result<Self> {
-        let store = match cli.store.or(file.store) {
+        let settings: Settings =
+            runtime::config::load(cli.server.config.as_deref(), &cli).map_err(Error::Config)?;
+        let store = match settings.store {
             Some(store) => store,
             None => {
                 let dir = std::env::current_dir()?.join(DEFAULT_STORE_DIR);
@@ -156,46 +215,18 @@ impl Config {
                     .to_string()
             }
         };
-        let mut store_options: Vec<(String, String)> = file.store_options.into_iter().collect();
-        store_options.extend(cli.store_options);
-        let publish = if cli.publish_demo || file.publish_demo.unwrap_or(false) {
-            let mut publish = PublishConfig::default();
-            if let Some(window) = cli.publish_window.or(file.publish.window) {
-                publish.window = window;
-            }
-            if let Some(secs) = cli.publish_target_duration.or(file.publish.target_duration_secs) {
-                publish.target_duration_secs = secs;
-            }
-            Some(publish)
-        } else {
-            None
-        };
         let config = Self {
-            listen: match cli.listen.or(file.listen) {
-                Some(addr) => addr,
-                None => DEFAULT_LISTEN
-                    .parse()
-                    .map_err(|e| Error::Config(format!("default `listen`: {e}")))?,
-            },
+            listen: settings.listen,
             store,
-            store_options,
-            ingest_token: cli.ingest_token.or(file.ingest_token),
-            max_ingest_bytes: cli
-                .max_ingest_bytes
-                .or(file.max_ingest_bytes)
-                .unwrap_or(DEFAULT_MAX_INGEST_BYTES),
-            max_playlist_bytes: file.max_playlist_bytes.unwrap_or(DEFAULT_MAX_PLAYLIST_BYTES),
+            store_options: settings.store_options,
+            ingest_token: settings.ingest_token,
+            max_ingest_bytes: settings.max_ingest_bytes,
+            max_playlist_bytes: settings.max_playlist_bytes,
             catalog: CatalogSettings {
-                refresh: cli
-                    .catalog_refresh_ms
-                    .or(file.catalog_refresh_ms)
-                    .map_or(catalog_cache::DEFAULT_REFRESH, Duration::from_millis),
-                max_objects: cli
-                    .catalog_max_objects
-                    .or(file.catalog_max_objects)
-                    .unwrap_or(catalog_cache::DEFAULT_MAX_OBJECTS),
+                refresh: settings.catalog_refresh,
+                max_objects: settings.catalog_max_objects,
             },
-            publish,
+            publish: settings.publish_demo.then_some(settings.publish),
         };
         config.validate()?;
         Ok(config)
@@ -209,13 +240,10 @@ impl Config {
         if self.max_playlist_bytes == 0 {
             return Err(Error::Config("`max_playlist_bytes` must be > 0".into()));
         }
-        let refresh_ms = u64::try_from(self.catalog.refresh.as_millis()).unwrap_or(u64::MAX);
-        if !CATALOG_REFRESH_MS.contains(&refresh_ms) {
-            return Err(Error::Config(format!(
-                "`catalog_refresh_ms` must be between {} and {}",
-                CATALOG_REFRESH_MS.start(),
-                CATALOG_REFRESH_MS.end()
-            )));
+        if !CATALOG_REFRESH.contains(&self.catalog.refresh) {
+            return Err(Error::Config(
+                "`catalog_refresh` must be between 100ms and 1h".into(),
+            ));
         }
         if self.catalog.max_objects == 0 {
             return Err(Error::Config("`catalog_max_objects` must be > 0".into()));
@@ -242,14 +270,23 @@ mod tests {
         Cli::parse_from(std::iter::once("hlscdn-origin").chain(args.iter().copied()))
     }
 
+    /// `args` over a file holding `text`.
+    fn with_file(args: &[&str], text: &str) -> Result<Config> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("origin.toml");
+        std::fs::write(&path, text).expect("write");
+        let mut all = vec!["--config", path.to_str().expect("utf-8")];
+        all.extend_from_slice(args);
+        Config::load(cli(&all))
+    }
+
     #[test]
     fn flags_win_over_the_file() {
-        let file: FileConfig = toml::from_str(
+        let config = with_file(
+            &["--listen", "127.0.0.1:2", "--store-option", "a=b"],
             "listen = \"127.0.0.1:1\"\nstore = \"memory://\"\n[store_options]\naws_region = \"x\"\n",
         )
-        .expect("toml");
-        let config =
-            Config::merge(cli(&["--listen", "127.0.0.1:2", "--store-option", "a=b"]), file).expect("valid");
+        .expect("valid");
         assert_eq!(config.listen.port(), 2);
         assert_eq!(config.store, "memory://");
         assert_eq!(config.store_options.len(), 2);
@@ -257,27 +294,47 @@ mod tests {
     }
 
     #[test]
+    fn the_demo_publisher_from_file_and_flags() {
+        let text = "publish_demo = true\n[publish]\nwindow = 8\ntarget_duration_secs = 4\n";
+        let config = with_file(&["--store", "memory://", "--publish-window", "10"], text).expect("valid");
+        let publish = config.publish.expect("publishing");
+        assert_eq!((publish.window, publish.target_duration_secs), (10, 4));
+        let config = with_file(&["--store", "memory://", "--publish-demo=false"], text).expect("valid");
+        assert!(config.publish.is_none(), "the flag turns it off");
+        let config = Config::load(cli(&["--store", "memory://", "--publish-demo"])).expect("valid");
+        assert!(config.publish.is_some());
+        let err = with_file(&["--publish-target-duration-secs", "5"], text).err();
+        assert!(err.is_some_and(|e| e.to_string().contains("`publish.target_duration_secs`")));
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_named() {
-        let err = toml::from_str::<FileConfig>("lisen = \"x\"")
-            .err()
-            .map(|e| e.to_string());
-        assert!(err.is_some_and(|e| e.contains("lisen")));
-        let err = Config::merge(cli(&["--max-ingest-bytes", "0"]), FileConfig::default()).err();
+        let err = with_file(&[], "lisen = \"x\"").err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("unknown key `lisen`")));
+        let err = Config::load(cli(&["--max-ingest-bytes", "0"])).err();
         assert!(err.is_some_and(|e| e.to_string().contains("`max_ingest_bytes`")));
-        let err = Config::merge(cli(&["--ingest-token", "short"]), FileConfig::default()).err();
+        let err = Config::load(cli(&["--ingest-token", "short"])).err();
         assert!(err.is_some_and(|e| e.to_string().contains("`ingest_token`")));
         for (flag, value, key) in [
-            ("--catalog-refresh-ms", "0", "`catalog_refresh_ms`"),
-            ("--catalog-refresh-ms", "99", "`catalog_refresh_ms`"),
-            ("--catalog-refresh-ms", "3600001", "`catalog_refresh_ms`"),
+            ("--catalog-refresh", "0s", "`catalog_refresh`"),
+            ("--catalog-refresh", "99ms", "`catalog_refresh`"),
+            ("--catalog-refresh", "3600001ms", "`catalog_refresh`"),
             ("--catalog-max-objects", "0", "`catalog_max_objects`"),
         ] {
-            let err = Config::merge(cli(&[flag, value]), FileConfig::default()).err();
+            let err = Config::load(cli(&[flag, value])).err();
             assert!(err.is_some_and(|e| e.to_string().contains(key)), "{flag} {value}");
         }
-        let file: FileConfig = toml::from_str("catalog_refresh_ms = 50").expect("toml");
-        let err = Config::merge(cli(&[]), file).err();
-        assert!(err.is_some_and(|e| e.to_string().contains("`catalog_refresh_ms`")));
+        for text in [
+            "catalog_refresh = \"50ms\"",
+            "catalog_refresh_ms = 5000",
+            "catalog_refresh = 5000",
+        ] {
+            let err = with_file(&[], text).err();
+            assert!(
+                err.is_some_and(|e| e.to_string().contains("catalog_refresh")),
+                "{text}"
+            );
+        }
     }
 
     #[test]
@@ -289,7 +346,7 @@ mod tests {
             "ingest-secret-debug-0123",
         ]);
         assert!(!format!("{cli:?}").contains("ingest-secret-debug"));
-        let config = Config::merge(cli, FileConfig::default()).expect("valid");
+        let config = Config::load(cli).expect("valid");
         assert_eq!(
             config.ingest_token.as_ref().map(Secret::expose),
             Some("ingest-secret-debug-0123")
@@ -298,13 +355,13 @@ mod tests {
             !format!("{config:?}").contains("ingest-secret-debug"),
             "{config:?}"
         );
-        let file: FileConfig = toml::from_str("ingest_token = \"ingest-secret-debug-0123\"").expect("toml");
-        assert!(!format!("{file:?}").contains("ingest-secret-debug"));
+        let config = with_file(&[], "ingest_token = \"ingest-secret-debug-0123\"").expect("valid");
+        assert!(!format!("{config:?}").contains("ingest-secret-debug"));
     }
 
     #[test]
     fn default_store_is_a_local_directory() {
-        let config = Config::merge(cli(&[]), FileConfig::default()).expect("valid");
+        let config = Config::load(cli(&[])).expect("valid");
         assert!(config.store.starts_with("file:///"));
         assert!(config.store.trim_end_matches('/').ends_with(DEFAULT_STORE_DIR));
         assert_eq!(config.catalog, CatalogSettings::default());
@@ -312,9 +369,11 @@ mod tests {
 
     #[test]
     fn catalog_settings_from_file_and_flags() {
-        let file: FileConfig =
-            toml::from_str("catalog_refresh_ms = 2000\ncatalog_max_objects = 500\n").expect("toml");
-        let config = Config::merge(cli(&["--catalog-max-objects", "700"]), file).expect("valid");
+        let config = with_file(
+            &["--catalog-max-objects", "700"],
+            "catalog_refresh = \"2s\"\ncatalog_max_objects = 500\n",
+        )
+        .expect("valid");
         assert_eq!(config.catalog.refresh, Duration::from_secs(2));
         assert_eq!(config.catalog.max_objects, 700, "the flag wins");
     }

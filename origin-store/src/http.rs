@@ -5,7 +5,7 @@
 //! | `GET`/`HEAD /<key>` | an object, with `Range` (206/416), `ETag`/`Last-Modified` and conditional requests (304) |
 //! | `PUT /<key>` | ingest with `Authorization: Bearer <ingest token>`; streamed; 413 past the limit |
 //! | `DELETE /<key>` | delete, same token |
-//! | `OPTIONS /<key>` | CORS preflight |
+//! | `OPTIONS /<any path>` | CORS preflight ([`runtime::http::cors`]) |
 //! | `GET /api/v1/streams` | the streams in the store, JSON, from [`CatalogCache`] |
 //! | `GET /healthz`, `/readyz`, `/metrics` | liveness, store reachability, Prometheus |
 //!
@@ -53,30 +53,21 @@ pub struct OriginState {
 
 /// The origin's router.
 pub fn app(state: OriginState) -> Router {
-    // Installed before the first request, so that no count is lost.
-    runtime::metrics::handle();
     let state = Arc::new(state);
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(|| async { runtime::metrics::handle().render() }))
         .route("/api/v1/streams", get(list_streams))
         .fallback(object)
-        .with_state(state)
-        .layer(middleware::from_fn(common_headers))
+        .with_state(state.clone())
+        .merge(runtime::http::probe_routes(state))
+        .layer(runtime::http::cors())
+        .layer(middleware::from_fn(count_answers))
 }
 
-/// Adds CORS headers and counts every answer by method and status
+/// Counts every answer, preflights included, by method and status
 /// (absolute-form targets are refused by [`runtime::server::serve`]).
-async fn common_headers(request: Request, next: Next) -> Response {
+async fn count_answers(request: Request, next: Next) -> Response {
     let method = request.method().clone();
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    headers.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Content-Length, Content-Range, ETag, Last-Modified, Age"),
-    );
+    let response = next.run(request).await;
     ::metrics::counter!(
         metrics::REQUESTS,
         "method" => method_label(&method),
@@ -98,13 +89,16 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-async fn readyz(State(state): State<Arc<OriginState>>) -> Response {
-    let probe = object_store::path::Path::from("readyz-probe");
-    match timed("head", state.store.head(&probe)).await {
-        Ok(_) | Err(Error::Store(object_store::Error::NotFound { .. })) => "ready\n".into_response(),
-        Err(error) => {
-            tracing::warn!(%error, "store is not reachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "store is not reachable\n").into_response()
+/// Ready while the store answers.
+impl runtime::http::Probe for OriginState {
+    async fn ready(&self) -> std::result::Result<(), std::borrow::Cow<'static, str>> {
+        let probe = object_store::path::Path::from("readyz-probe");
+        match timed("head", self.store.head(&probe)).await {
+            Ok(_) | Err(Error::Store(object_store::Error::NotFound { .. })) => Ok(()),
+            Err(error) => {
+                tracing::warn!(%error, "store is not reachable");
+                Err("store is not reachable".into())
+            }
         }
     }
 }
@@ -137,7 +131,6 @@ async fn object(State(state): State<Arc<OriginState>>, request: Request) -> Resu
             tracing::info!(key = %key, "object deleted");
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        Method::OPTIONS => Ok(runtime::http::preflight()),
         _ => Ok((
             StatusCode::METHOD_NOT_ALLOWED,
             [(header::ALLOW, "GET, HEAD, PUT, DELETE, OPTIONS")],
@@ -373,12 +366,8 @@ impl IntoResponse for Failure {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error".to_owned())
             }
         };
-        if status.is_server_error() {
-            tracing::error!(error = %runtime::secret::redact_url(&error.to_string()), status = status.as_u16(), "request failed");
-        }
-        let mut response = (status, format!("{reason}\n")).into_response();
+        let mut response = runtime::answer::error_answer(status, &reason, &error, tracing::Level::ERROR);
         let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if matches!(
             error,
             Error::Unauthorized | Error::Forbidden(_) | Error::TooLarge { .. }
@@ -387,14 +376,8 @@ impl IntoResponse for Failure {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         match error {
-            Error::Unauthorized => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            Error::RangeNotSatisfiable { size } => {
-                if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
-                    headers.insert(header::CONTENT_RANGE, value);
-                }
-            }
+            Error::Unauthorized => runtime::answer::ask_for_bearer(headers),
+            Error::RangeNotSatisfiable { size } => runtime::answer::unsatisfiable_range(headers, size),
             _ => {}
         }
         response

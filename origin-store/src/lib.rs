@@ -31,6 +31,7 @@ use origin_client::{media, path, range, store};
 use std::future::Future;
 
 use anyhow::Context;
+use runtime::server::Connections;
 
 /// Runs the origin with `config` until `shutdown` resolves: opens the store,
 /// starts the demo publisher when asked, and serves HTTP.
@@ -39,7 +40,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let store = store::open(&config.store, &config.store_options)?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let listener = runtime::server::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -64,7 +65,7 @@ pub async fn run(
         max_playlist_bytes: config.max_playlist_bytes,
     };
     tracing::info!(store = %runtime::secret::redact_url(&config.store), publish_demo = publisher.is_some(), "origin starting");
-    let served = runtime::server::serve(listener, http::app(state), shutdown).await;
+    let served = runtime::server::serve(listener, http::app(state), Connections::default(), shutdown).await;
     let _ = stop_tx.send(true);
     if let Some(task) = publisher {
         task.await.context("publisher task")??;

@@ -114,32 +114,23 @@ fn stream_dir<'k>(key: &'k ObjectKey, session: Option<&Session>) -> &'k str {
 
 /// The router's HTTP app.
 pub fn app(state: Arc<RouterState>) -> Router {
-    runtime::metrics::handle();
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(|| async { runtime::metrics::handle().render() }))
         .route("/r/{*path}", get(redirect))
         .route("/steer/{*stream}", get(steering))
         .route("/api/v1/explain", get(explain))
         .fallback(playlist)
         .with_state(state.clone())
         .merge(crate::fleet_api::routes(state.fleet.clone()))
-        .layer(middleware::from_fn(common))
+        .merge(runtime::http::probe_routes(state))
+        .layer(runtime::http::cors())
+        .layer(middleware::from_fn(count_answers))
 }
 
-/// Answers preflights, adds CORS, counts answers by route and status
-/// (absolute-form targets are refused by `runtime::server::serve`).
-async fn common(request: Request, next: Next) -> Response {
+/// Counts answers, preflights included, by route and status (absolute-form
+/// targets are refused by `runtime::server::serve`).
+async fn count_answers(request: Request, next: Next) -> Response {
     let route = route_label(request.uri().path());
-    let mut response = if request.method() == Method::OPTIONS {
-        runtime::http::preflight()
-    } else {
-        next.run(request).await
-    };
-    response
-        .headers_mut()
-        .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    let response = next.run(request).await;
     ::metrics::counter!(metrics::REQUESTS, "route" => route, "status" => response.status().as_u16().to_string())
         .increment(1);
     response
@@ -338,7 +329,7 @@ async fn playlist(State(state): State<Arc<RouterState>>, request: Request) -> Re
             .into_response());
     }
     let uri = request.uri();
-    let key = ObjectKey::from_request_path(uri.path()).map_err(|e| Error::BadInput(e.to_string()))?;
+    let key = ObjectKey::from_request_path(uri.path())?;
     if !key.extension().is_some_and(|e| e.eq_ignore_ascii_case("m3u8")) {
         return Err(Error::BadInput(
             "the router serves playlists (.m3u8); segments come from edges, or through /r/<path>".into(),
@@ -517,7 +508,7 @@ struct SteeringQuery {
 /// Content Steering manifest (RFC 8216bis §7.1), ordered by the fleet now.
 async fn steering(State(state): State<Arc<RouterState>>, request: Request) -> Result<Response, Error> {
     let path = request.uri().path().strip_prefix("/steer").unwrap_or("/");
-    let stream = ObjectKey::from_request_path(path).map_err(|e| Error::BadInput(e.to_string()))?;
+    let stream = ObjectKey::from_request_path(path)?;
     let query: SteeringQuery = serde_urlencoded_query(request.uri().query())?;
     let ticket = query
         .s
@@ -597,20 +588,17 @@ fn serde_urlencoded_query<T: serde::de::DeserializeOwned>(query: Option<&str>) -
     let uri: axum::http::Uri = format!("/?{}", query.unwrap_or(""))
         .parse()
         .map_err(|_| Error::BadInput("malformed query".into()))?;
-    Query::<T>::try_from_uri(&uri)
-        .map(|q| q.0)
-        .map_err(|e| Error::BadInput(format!("query: {e}")))
+    Query::<T>::try_from_uri(&uri).map(|q| q.0).map_err(Error::from)
 }
 
-async fn readyz(State(state): State<Arc<RouterState>>) -> Response {
-    if state.fleet.is_ready() {
-        "ready\n".into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "waiting for the fleet view of a peer\n",
-        )
-            .into_response()
+/// Ready once the router has its fleet view.
+impl runtime::http::Probe for RouterState {
+    async fn ready(&self) -> Result<(), std::borrow::Cow<'static, str>> {
+        if self.fleet.is_ready() {
+            Ok(())
+        } else {
+            Err("waiting for the fleet view of a peer".into())
+        }
     }
 }
 
@@ -620,7 +608,7 @@ async fn explain(
     State(state): State<Arc<RouterState>>,
     Query(query): Query<ExplainQuery>,
 ) -> Result<Response, Error> {
-    let key = ObjectKey::from_request_path(&query.path).map_err(|e| Error::BadInput(e.to_string()))?;
+    let key = ObjectKey::from_request_path(&query.path)?;
     let session = state.session(query.session.as_deref(), &key, unix_now());
     // Without the playlist at hand, a path of a multivariant playlist is
     // recognised by its name; anything else is placed per rendition.
@@ -760,7 +748,7 @@ fn playlist_response(playlist: &Playlist, body: Vec<u8>, head: bool) -> Response
 
 async fn redirect(State(state): State<Arc<RouterState>>, request: Request) -> Result<Response, Error> {
     let path = request.uri().path().strip_prefix("/r").unwrap_or("/");
-    let key = ObjectKey::from_request_path(path).map_err(|e| Error::BadInput(e.to_string()))?;
+    let key = ObjectKey::from_request_path(path)?;
     let (session_token, _) = split_query(request.uri().query());
     let now_unix = unix_now();
     let session = state.session(session_token, &key, now_unix);
@@ -787,7 +775,7 @@ async fn redirect(State(state): State<Arc<RouterState>>, request: Request) -> Re
         location.push('?');
         location.push_str(&query);
     }
-    let location = HeaderValue::from_str(&location).map_err(|e| Error::BadInput(format!("location: {e}")))?;
+    let location = HeaderValue::from_str(&location)?;
     Ok((
         StatusCode::FOUND,
         [

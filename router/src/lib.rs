@@ -6,7 +6,7 @@
 //!
 //! - [`rewrite`]: playlist scanning into a template of byte runs and URI slots, and rendering. Pure.
 //! - [`steer`]: Content Steering: the order of a viewer's pathways, and clones onto other edges. Pure.
-//! - [`fleet_api`]: ads in, forwarding, discovery, bootstrap, `/api/v1/*` fleet views, events.
+//! - [`fleet_api`]: the fleet protocol: ads in, links, forwarding, discovery, bootstrap, `/api/v1/*` fleet views, events.
 //! - [`groups`]: viewer groups by trusted header or CIDR. Pure.
 //! - [`playlists`]: origin playlists fetched once (collapsed) and cached as templates.
 //! - [`http`]: the axum app: rewritten playlists, `/r/` redirects, health, metrics.
@@ -39,6 +39,7 @@ use anyhow::Context;
 use origin_client::client::OriginClient;
 use router_api::session::SessionKey;
 use router_api::token::KeyRing;
+use runtime::server::Connections;
 use selection::snapshot::{EdgeSnapshot, FleetSnapshot};
 
 /// The fleet view of a statically configured fleet.
@@ -135,7 +136,7 @@ pub async fn run(
     config: config::Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let listener = runtime::server::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let public_url = match &config.public_url {
@@ -159,7 +160,7 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     };
-    runtime::server::serve(listener, http::app(state), shutdown)
+    runtime::server::serve(listener, http::app(state), Connections::default(), shutdown)
         .await
         .context("serving")
 }

@@ -153,7 +153,7 @@ impl Playlists {
                 }
                 Ok(entry)
             }
-            Err(error @ (Error::BadGateway(_) | Error::Timeout(_))) => match self.last_good.get(&cache_key) {
+            Err(error) if error.is_origin_failure() => match self.last_good.get(&cache_key) {
                 Some((entry, at)) if serve_stale(&entry, at.elapsed()) => {
                     metrics::stale_served();
                     tracing::warn!(key = %key, %error, "origin failing: serving the last good playlist");
@@ -183,8 +183,7 @@ impl Playlists {
             playlist_key: key.as_str(),
             origin_bases: &self.origin_bases,
         };
-        let template = rewrite::scan_bounded(body, &options, self.limits.max_playlist_uris)
-            .map_err(|e| Error::BadGateway(format!("origin sent an unusable playlist: {e}")))?;
+        let template = rewrite::scan_bounded(body, &options, self.limits.max_playlist_uris)?;
         for variant in template.variants() {
             if let (Some(key), Some(bandwidth)) = (&variant.key, variant.bandwidth) {
                 self.bandwidths.insert(key.clone(), bandwidth);

@@ -76,7 +76,7 @@ fn start_router(origin: &str, dir: &std::path::Path) -> Server {
     let config = dir.join("router.toml");
     std::fs::write(
         &config,
-        "origin_timeout_ms = 500\nblocking_timeout_ms = 1500\nmax_playlist_bytes = 65536\n\
+        "origin_timeout = \"500ms\"\nblocking_timeout = \"1500ms\"\nmax_playlist_bytes = 65536\n\
          [[edges]]\nid = \"e1\"\nurl = \"http://127.0.0.1:9\"\n",
     )
     .expect("write config");

@@ -10,24 +10,22 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, client, eventually, free_port};
+use common::{Port, Server, client, eventually};
 use router_api::fleet::{Ad, Capacity, EdgeState, Instance, LINK_LOST_PATH, Link, Load};
 use serde_json::Value;
 use support::{edge_state, edges};
 
 const TOKEN: &str = "fleet-token-for-tests-0123";
 
-fn start_router(port: u16, peers: &[u16], dir: &std::path::Path) -> Server {
-    let config = dir.join(format!("router-{port}.toml"));
+/// A router serving on `port`, seeded with the routers on `peers`.
+fn start_router(port: &Port, peers: &[&Port], dir: &std::path::Path) -> Server {
+    let config = dir.join(format!("router-{}.toml", port.addr().port()));
     std::fs::write(
         &config,
-        "discovery_interval_ms = 200\nbootstrap_timeout_ms = 3000\n",
+        "discovery_interval = \"200ms\"\nbootstrap_timeout = \"3s\"\n",
     )
     .expect("config");
-    let listen = format!("127.0.0.1:{port}");
     let mut args = vec![
-        "--listen".to_owned(),
-        listen,
         "--config".to_owned(),
         config.to_str().expect("utf-8").to_owned(),
         "--origin".to_owned(),
@@ -37,11 +35,16 @@ fn start_router(port: u16, peers: &[u16], dir: &std::path::Path) -> Server {
     ];
     for peer in peers {
         args.push("--peer".to_owned());
-        args.push(format!("http://127.0.0.1:{peer}"));
+        args.push(peer.url());
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let path = common::bin_path("router", "hlscdn-router");
-    Server::start(path.to_str().expect("utf-8"), &args, &[])
+    Server::start_on(port, path.to_str().expect("utf-8"), &args, &[])
+}
+
+/// A router on a port of its own, seeded with none.
+fn lone_router(dir: &std::path::Path) -> Server {
+    start_router(&Port::reserve(), &[], dir)
 }
 
 fn ad(edge: &str, generation: u64) -> Ad {
@@ -104,9 +107,9 @@ async fn counter(server: &Server, series: &str) -> u64 {
 
 async fn ring(n: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    let ports: Vec<Port> = (0..n).map(|_| Port::reserve()).collect();
     let routers: Vec<Server> = (0..n)
-        .map(|i| start_router(ports[i], &[ports[(i + 1) % n]], dir.path()))
+        .map(|i| start_router(&ports[i], &[&ports[(i + 1) % n]], dir.path()))
         .collect();
 
     // Discovery: every router comes to know every other.
@@ -169,7 +172,7 @@ async fn five_routers_in_a_ring_converge_without_circulating_ads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_ads_change_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let router = start_router(free_port(), &[], dir.path());
+    let router = lone_router(dir.path());
     let good = serde_json::to_string(&ad("e1", 10)).expect("json");
     assert_eq!(post_ad(&router, good.clone(), Some(TOKEN)).await, 200);
 
@@ -258,9 +261,9 @@ fn hold_link(router: &Server, edge: &str) -> tokio::task::JoinHandle<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_edge_link_makes_the_edge_stale_everywhere_at_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (pa, pb) = (free_port(), free_port());
-    let a = start_router(pa, &[pb], dir.path());
-    let b = start_router(pb, &[pa], dir.path());
+    let (pa, pb) = (Port::reserve(), Port::reserve());
+    let a = start_router(&pa, &[&pb], dir.path());
+    let b = start_router(&pb, &[&pa], dir.path());
     for edge in ["e1", "e2"] {
         let body = serde_json::to_string(&ad(edge, 1)).expect("json");
         assert_eq!(post_ad(&a, body, Some(TOKEN)).await, 200);
@@ -370,7 +373,7 @@ async fn a_broken_edge_link_makes_the_edge_stale_everywhere_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ends_links_and_event_streams_at_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut router = start_router(free_port(), &[], dir.path());
+    let mut router = lone_router(dir.path());
     let body = serde_json::to_string(&ad("e1", 1)).expect("json");
     assert_eq!(post_ad(&router, body, Some(TOKEN)).await, 200);
     let _link = hold_link(&router, "e1");
@@ -398,9 +401,9 @@ async fn sigterm_ends_links_and_event_streams_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_router_copies_the_view_before_ready_and_dead_routers_are_dropped() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (pa, pb) = (free_port(), free_port());
-    let a = start_router(pa, &[pb], dir.path());
-    let b = start_router(pb, &[pa], dir.path());
+    let (pa, pb) = (Port::reserve(), Port::reserve());
+    let a = start_router(&pa, &[&pb], dir.path());
+    let b = start_router(&pb, &[&pa], dir.path());
     eventually(Duration::from_secs(10), "a and b know each other", || async {
         router_ids(&a).await.len() == 2
     })
@@ -409,8 +412,7 @@ async fn a_late_router_copies_the_view_before_ready_and_dead_routers_are_dropped
     assert_eq!(post_ad(&a, body, Some(TOKEN)).await, 200);
 
     // A router started late, seeded with b only: ready means it has the view.
-    let pc = free_port();
-    let c = start_router(pc, &[pb], dir.path());
+    let c = start_router(&Port::reserve(), &[&pb], dir.path());
     eventually(Duration::from_secs(10), "c becomes ready", || async {
         client()
             .get(c.url("/readyz"))
@@ -430,7 +432,8 @@ async fn a_late_router_copies_the_view_before_ready_and_dead_routers_are_dropped
     })
     .await;
 
-    // b dies: a and c stop listing it; b comes back: it is relearned.
+    // b dies: a and c stop listing it; b comes back (on its port, which
+    // refused connections meanwhile): it is relearned.
     drop(b);
     for router in [&a, &c] {
         eventually(Duration::from_secs(15), "dead router dropped", || async {
@@ -438,7 +441,7 @@ async fn a_late_router_copies_the_view_before_ready_and_dead_routers_are_dropped
         })
         .await;
     }
-    let b = start_router(pb, &[pa], dir.path());
+    let b = start_router(&pb, &[&pa], dir.path());
     for router in [&a, &b, &c] {
         eventually(Duration::from_secs(15), "router relearned", || async {
             router_ids(router).await.len() == 3
@@ -494,7 +497,7 @@ async fn load_spills_hot_streams_packs_cold_ones_and_is_explained() {
         .expect("url")
         .to_string();
     let origin = Server::origin(&["--store", &store, "--publish-demo"], &[]);
-    let router = router_before(&origin, dir.path(), "hold_down_ms = 500\n");
+    let router = router_before(&origin, dir.path(), "hold_down = \"500ms\"\n");
     let mut events = client()
         .get(router.url("/api/v1/events"))
         .send()
@@ -719,7 +722,7 @@ async fn playlist_fetches_alone_cannot_forge_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edge_speaks_for_itself_only_and_cannot_take_a_linked_identity() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let router = start_router(free_port(), &[], dir.path());
+    let router = lone_router(dir.path());
     let own = router_api::fleet::edge_credential(TOKEN, "e1");
     let other = router_api::fleet::edge_credential(TOKEN, "e2");
     let body = serde_json::to_string(&ad("e1", 1)).expect("json");

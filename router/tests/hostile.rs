@@ -155,7 +155,7 @@ fn router(origin: &str, dir: &std::path::Path, envs: &[(&str, &str)]) -> Server 
     std::fs::write(
         &config,
         format!(
-            "origin_timeout_ms = 1500\nblocking_timeout_ms = 3000\nmax_playlist_bytes = {PLAYLIST_LIMIT}\n\
+            "origin_timeout = \"1500ms\"\nblocking_timeout = \"3s\"\nmax_playlist_bytes = {PLAYLIST_LIMIT}\n\
              [[edges]]\nid = \"e1\"\nurl = \"http://edge-1.test:9001\"\n\
              [[edges]]\nid = \"e2\"\nurl = \"http://edge-2.test:9002\"\n"
         ),

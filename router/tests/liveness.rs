@@ -10,7 +10,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, client, eventually, free_port};
+use common::{Port, Server, client, eventually};
 use support::{Viewer, edge_state, edges};
 
 const TOKEN: &str = "fleet-token-for-tests-0123";
@@ -19,7 +19,9 @@ const TTL: Duration = Duration::from_millis(3000);
 struct Cluster {
     dir: tempfile::TempDir,
     origin: Server,
-    routers: Vec<(u16, Server)>,
+    routers: Vec<(Port, Server)>,
+    /// Edge `i` serves on `edge_ports[i - 1]`, also after a restart.
+    edge_ports: Vec<Port>,
     edges: Vec<Option<Server>>,
     /// Extra flags of every router.
     router_args: Vec<String>,
@@ -36,19 +38,23 @@ impl Cluster {
             .expect("url")
             .to_string();
         let origin = Server::origin(&["--store", &store, "--publish-demo"], &[]);
-        let ports: Vec<u16> = (0..router_count).map(|_| free_port()).collect();
+        let ports: Vec<Port> = (0..router_count).map(|_| Port::reserve()).collect();
         let mut cluster = Cluster {
             dir,
             origin,
             routers: Vec::new(),
+            edge_ports: (0..3).map(|_| Port::reserve()).collect(),
             edges: Vec::new(),
             router_args: router_args.iter().map(|a| (*a).to_owned()).collect(),
         };
-        for (i, port) in ports.iter().enumerate() {
-            let peers: Vec<u16> = ports.iter().copied().filter(|p| p != port).collect();
-            let router = cluster.router(*port, &peers);
-            cluster.routers.push((ports[i], router));
-        }
+        let routers: Vec<Server> = ports
+            .iter()
+            .map(|port| {
+                let peers: Vec<&Port> = ports.iter().filter(|p| p.addr() != port.addr()).collect();
+                cluster.router(port, &peers)
+            })
+            .collect();
+        cluster.routers = ports.into_iter().zip(routers).collect();
         // Every edge knows router 0 only.
         for i in 1..=3 {
             let edge = cluster.edge(i);
@@ -57,12 +63,13 @@ impl Cluster {
         cluster
     }
 
-    fn router(&self, port: u16, peers: &[u16]) -> Server {
-        let config = self.dir.path().join(format!("router-{port}.toml"));
-        std::fs::write(&config, "discovery_interval_ms = 300\nhold_down_ms = 1000\n").expect("config");
+    fn router(&self, port: &Port, peers: &[&Port]) -> Server {
+        let config = self
+            .dir
+            .path()
+            .join(format!("router-{}.toml", port.addr().port()));
+        std::fs::write(&config, "discovery_interval = \"300ms\"\nhold_down = \"1s\"\n").expect("config");
         let mut args = vec![
-            "--listen".to_owned(),
-            format!("127.0.0.1:{port}"),
             "--config".to_owned(),
             config.to_str().expect("utf-8").to_owned(),
             "--origin".to_owned(),
@@ -73,12 +80,12 @@ impl Cluster {
             "unavailable".to_owned(),
         ];
         for peer in peers {
-            args.extend(["--peer".to_owned(), format!("http://127.0.0.1:{peer}")]);
+            args.extend(["--peer".to_owned(), peer.url()]);
         }
         args.extend(self.router_args.iter().cloned());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let path = common::bin_path("router", "hlscdn-router");
-        Server::start(path.to_str().expect("utf-8"), &args, &[])
+        Server::start_on(port, path.to_str().expect("utf-8"), &args, &[])
     }
 
     /// Waits until every router sees the three edges fresh.
@@ -91,21 +98,16 @@ impl Cluster {
         }
     }
 
+    /// Edge `i` (from 1), on its port (a restart keeps its address).
     fn edge(&self, i: usize) -> Server {
-        self.edge_at(i, "127.0.0.1:0")
-    }
-
-    /// Edge `i` listening on `listen` (a restart keeps its address).
-    fn edge_at(&self, i: usize, listen: &str) -> Server {
         let id = format!("edge-{i}");
         let router = self.routers[0].1.url("");
         let origin = self.origin.url("");
         let path = common::bin_path("edge-agent", "hlscdn-edge");
-        Server::start(
+        Server::start_on(
+            &self.edge_ports[i - 1],
             path.to_str().expect("utf-8"),
             &[
-                "--listen",
-                listen,
                 "--id",
                 &id,
                 "--origin",
@@ -114,12 +116,12 @@ impl Cluster {
                 &router,
                 "--fleet-token",
                 TOKEN,
-                "--heartbeat-interval-ms",
-                "1000",
-                "--ad-ttl-ms",
-                "3000",
-                "--drain-quiet-ms",
-                "3000",
+                "--heartbeat-interval",
+                "1s",
+                "--ad-ttl",
+                "3s",
+                "--drain-quiet",
+                "3s",
             ],
             &[],
         )
@@ -293,7 +295,7 @@ async fn a_frozen_edge_is_dropped_after_its_ttl_and_comes_back_held_down() {
         edge_state(&cluster.routers[0].1, "edge-1").await == Some((true, true))
     })
     .await;
-    // The hold-down (hold_down_ms = 1000 in these routers' config) starts
+    // The hold-down (hold_down = "1s" in these routers' config) starts
     // with the first ad after SIGCONT, so eligibility cannot come sooner.
     let eligible_after = resumed_at.elapsed();
     eprintln!("eligible again {eligible_after:?} after SIGCONT");
@@ -330,8 +332,7 @@ async fn routers_agree_and_a_restarted_router_is_ready_only_with_the_view() {
     }
 
     // Restarted, it is ready only once it has the fleet view, then agrees.
-    let peer = cluster.routers[0].0;
-    let restarted = cluster.router(port, &[peer]);
+    let restarted = cluster.router(&port, &[&cluster.routers[0].0]);
     eventually(Duration::from_secs(10), "restarted router ready", || async {
         client()
             .get(restarted.url("/readyz"))
@@ -375,7 +376,7 @@ async fn routers_agree_and_a_restarted_router_is_ready_only_with_the_view() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listed_segments_keep_their_uris_through_a_kill_and_a_drain_and_viewers_move_once() {
-    let mut cluster = Cluster::start_with(2, &["--steering-ttl", "1"]);
+    let mut cluster = Cluster::start_with(2, &["--steering-ttl", "1s"]);
     cluster.wait_fresh().await;
     let router = &cluster.routers[0].1;
     // Two viewers of one stream: one polls its media playlist only (a
@@ -395,11 +396,6 @@ async fn listed_segments_keep_their_uris_through_a_kill_and_a_drain_and_viewers_
     steered.reload(router).await;
 
     let started = Instant::now();
-    let victim_addr = cluster.edges[victim_index]
-        .as_ref()
-        .expect("runs")
-        .addr
-        .to_string();
     let mut killed = false;
     let mut drained: Option<String> = None;
     let mut restarted = false;
@@ -423,7 +419,7 @@ async fn listed_segments_keep_their_uris_through_a_kill_and_a_drain_and_viewers_
         }
         if !restarted && t >= Duration::from_secs(6) {
             // The killed edge comes back (same id and URL, a new instance).
-            cluster.edges[victim_index] = Some(cluster.edge_at(victim_index + 1, &victim_addr));
+            cluster.edges[victim_index] = Some(cluster.edge(victim_index + 1));
             restarted = true;
         }
         polling.reload(router).await;

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Server, client, eventually, free_port};
+use common::{Server, client, eventually};
 use router_api::fleet::EdgesView;
 
 const FLEET: &str = "FLEETSECRET7f3a9c2e5b1d4a60";
@@ -156,20 +156,16 @@ async fn secrets_never_appear_in_logs_answers_or_help() {
     let config = logs.join("router.toml");
     std::fs::write(
         &config,
-        "discovery_interval_ms = 300\nbootstrap_timeout_ms = 2000\n",
+        "discovery_interval = \"300ms\"\nbootstrap_timeout = \"2s\"\n",
     )
     .expect("config");
     let config = config.to_str().expect("utf-8");
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let router_url = format!("http://{listen}");
-    let router_path = common::bin_path("router", "hlscdn-router");
-    let router_path = router_path.to_str().expect("utf-8");
     // The fleet token and keys come from the environment for one router and
     // from flags for the other: both ways must stay quiet.
-    let router = Server::start_logged(
-        router_path,
-        &["--listen", &listen, "--config", config, "--origin", &origin_url],
+    let router = Server::binary_logged(
+        "router",
+        "hlscdn-router",
+        &["--config", config, "--origin", &origin_url],
         &[
             ("RUST_LOG", LOG),
             ("HLSCDN_FLEET_TOKEN", FLEET),
@@ -177,6 +173,7 @@ async fn secrets_never_appear_in_logs_answers_or_help() {
         ],
         &logs.join("router-1.log"),
     );
+    let router_url = router.url("");
     let peer = Server::binary_logged(
         "router",
         "hlscdn-router",
@@ -213,10 +210,10 @@ async fn secrets_never_appear_in_logs_answers_or_help() {
             &k1,
             "--signing-key",
             &k2,
-            "--heartbeat-interval-ms",
-            "200",
-            "--drain-quiet-ms",
-            "300",
+            "--heartbeat-interval",
+            "200ms",
+            "--drain-quiet",
+            "300ms",
         ],
         &envs,
         &logs.join("edge.log"),

@@ -5,14 +5,16 @@
 //! # Layout
 //!
 //! - [`server`]: serving an axum app on a listener until shutdown, with limits and timeouts.
+//! - [`answer`]: error answers, given one way by every server.
 //! - [`auth`]: bearer tokens, compared in constant time.
-//! - [`http`]: answers every server gives alike (CORS preflight).
+//! - [`http`]: what every server answers alike: CORS, `/healthz`, `/readyz`, `/metrics`.
 //! - [`metrics`]: the process's Prometheus recorder.
 //! - [`secret`]: configured secrets that `Debug` never shows, and URL redaction.
-//! - [`config`]: TOML files and `KEY=VALUE` arguments.
+//! - [`config`]: layered configuration (TOML file, `HLSCDN_*` variables, flags) and the flags every server has.
 
 #![forbid(unsafe_code)]
 
+pub mod answer;
 pub mod auth;
 pub mod config;
 pub mod http;

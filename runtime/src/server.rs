@@ -1,10 +1,16 @@
 //! Serving an axum app on a TCP listener until shutdown, with the limits a
 //! public server needs: a header read timeout (slowloris), a cap on request
-//! head size (431 past it), a cap on the request target (414 past it), and a
+//! head size (431 past it), a cap on the request target (414 past it), a
+//! count of open connections with an optional cap ([`Connections`]), and a
 //! bounded graceful drain.
+//!
+//! The listener comes from [`bind`], which takes over a socket handed down by
+//! the parent (systemd socket activation) when there is one.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -38,15 +44,138 @@ pub const MAX_REQUEST_HEAD_BYTES: usize = 64 * 1024;
 pub const MAX_REQUEST_TARGET_BYTES: usize = 8 * 1024;
 /// How long open connections get to finish after shutdown is asked for.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections closed unanswered because the server held its
+/// [`Connections`] limit (all the servers of the process together).
+pub const CONNECTIONS_REFUSED: &str = "hlscdn_server_connections_refused_total";
+
+/// The open connections of one server, and the most it keeps open at once.
+///
+/// Cheap to clone: every clone is a handle on the same count, which
+/// [`serve`] keeps and anyone may read (the edge reports it in its ads). A
+/// connection counts from its accept until it is closed, idle keep-alive
+/// ones included, as each holds a socket and a task; an HTTP/2 connection
+/// counts once, whatever its streams. `Default` has no limit.
+#[derive(Debug, Clone, Default)]
+pub struct Connections(Arc<Count>);
+
+#[derive(Debug, Default)]
+struct Count {
+    limit: Option<u64>,
+    open: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl Connections {
+    /// A count whose server keeps at most `limit` connections open (none: no limit).
+    pub fn new(limit: Option<u64>) -> Self {
+        Connections(Arc::new(Count {
+            limit,
+            ..Count::default()
+        }))
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> u64 {
+        self.0.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections refused so far for want of room.
+    pub fn refused(&self) -> u64 {
+        self.0.refused.load(Ordering::Relaxed)
+    }
+
+    /// The most connections kept open at once.
+    pub fn limit(&self) -> Option<u64> {
+        self.0.limit
+    }
+
+    /// A place for one more connection, held until the [`Slot`] is dropped;
+    /// `None` (and one more refusal counted) when the limit is reached.
+    fn admit(&self) -> Option<Slot> {
+        let limit = self.0.limit.unwrap_or(u64::MAX);
+        match self
+            .0
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            }) {
+            Ok(_) => Some(Slot(self.clone())),
+            Err(_) => {
+                self.0.refused.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+}
+
+/// One open connection's place in a [`Connections`] count, given back when
+/// dropped (when the connection's task ends, however it ends).
+#[derive(Debug)]
+struct Slot(Connections);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The listener a server runs on: the socket its parent handed down when
+/// there is one (systemd socket activation: `LISTEN_FDS=1`, the listening
+/// socket as file descriptor 3, `LISTEN_PID` this process or unset), else a
+/// new one bound to `addr`.
+///
+/// A parent that holds the socket (systemd with a `.socket` unit) keeps the
+/// port through restarts, connections waiting in its backlog meanwhile; one
+/// that binds the sockets of several servers first (the integration tests)
+/// can tell each the others' addresses before any starts. The configured
+/// `addr` is then not used. More than one inherited socket is an error, as
+/// is one that is not a TCP socket; it must be listening.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let mut inherited = listenfd::ListenFd::from_env();
+    let handed_down = match inherited.len() {
+        0 => None,
+        1 => inherited.take_tcp_listener(0)?,
+        n => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("LISTEN_FDS={n}: one listening socket is served, not {n}"),
+            ));
+        }
+    };
+    let Some(listener) = handed_down else {
+        return TcpListener::bind(addr).await;
+    };
+    listener.set_nonblocking(true)?;
+    let listener = TcpListener::from_std(listener)?;
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        configured = %addr,
+        "serving on the socket handed down by the parent (LISTEN_FDS); the configured address is not bound"
+    );
+    Ok(listener)
+}
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets open
-/// connections finish for at most [`DRAIN_TIMEOUT`].
+/// connections finish for at most [`DRAIN_TIMEOUT`]. Every connection is
+/// counted in `connections`.
+///
+/// Past the limit of `connections`, a new connection is accepted and closed
+/// at once, unanswered, and counted in [`CONNECTIONS_REFUSED`]; it is not
+/// left waiting in the kernel's backlog (nginx's and HAProxy's way), as a
+/// live viewer is better served by a fast failure it retries elsewhere
+/// (hls.js moves to its next pathway, the router to another edge) than by a
+/// connection that hangs until the player's timeout; and it is not answered
+/// 503, which would mean holding the slot until a request head arrives (up
+/// to the header timeout, the very cost the limit bounds) and racing the
+/// close against the unread request. Envoy's connection limits do the same
+/// (`downstream_cx_overflow`). Health checks and `/metrics` share the limit.
 ///
 /// Prints `listening on http://ADDR` on stdout once connections are
 /// accepted, so scripts and tests that bind port 0 can find the address.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
+    connections: Connections,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let header_timeout = header_read_timeout(std::env::var(HEADER_TIMEOUT_ENV).ok().as_deref())
@@ -69,6 +198,10 @@ pub async fn serve(
         .max_buf_size(MAX_REQUEST_HEAD_BYTES);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    let refused = metrics::counter!(CONNECTIONS_REFUSED);
+    refused.increment(0);
+    // Logged when refusing starts and stops, not for every connection.
+    let mut refusing = false;
 
     loop {
         let (stream, peer) = tokio::select! {
@@ -83,6 +216,23 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Some(slot) = connections.admit() else {
+            refused.increment(1);
+            if !refusing {
+                let limit = connections.limit();
+                tracing::warn!(?limit, "connection limit reached: closing new connections");
+                refusing = true;
+            }
+            drop(stream);
+            continue;
+        };
+        if refusing {
+            tracing::info!(
+                open = connections.open(),
+                "below the connection limit: accepting again"
+            );
+            refusing = false;
+        }
         let _ = stream.set_nodelay(true);
         let first_request = Arc::new(Notify::new());
         let request_seen = first_request.clone();
@@ -98,6 +248,8 @@ pub async fn serve(
         let conn = graceful.watch(conn.into_owned());
         tokio::spawn(async move {
             let mut conn = std::pin::pin!(conn);
+            // Dropped before `conn`, so the place is free before the drain sees the end.
+            let _slot = slot;
             // hyper's header timeout starts once the protocol is known; until
             // then (a client that sends nothing, or an HTTP/2 preface and
             // nothing after it) the connection would be held for ever. So the
@@ -211,6 +363,90 @@ mod tests {
         assert!(!target_too_long(&target(MAX_REQUEST_TARGET_BYTES)));
         assert!(target_too_long(&target(MAX_REQUEST_TARGET_BYTES + 1)));
         assert!(!target_too_long(&"/healthz".parse().expect("uri")));
+    }
+
+    #[test]
+    fn connections_are_counted_up_to_the_limit() {
+        let connections = Connections::new(Some(2));
+        let a = connections.admit().expect("room for one");
+        let b = connections.admit().expect("room for two");
+        assert_eq!(connections.open(), 2);
+        assert!(connections.admit().is_none(), "full");
+        assert_eq!((connections.open(), connections.refused()), (2, 1));
+        drop(a);
+        assert_eq!(connections.open(), 1, "a closed connection gives its place back");
+        let c = connections.clone().admit().expect("room again");
+        assert_eq!(connections.open(), 2, "clones share the count");
+        drop((b, c));
+        assert_eq!(connections.open(), 0);
+
+        let unlimited = Connections::default();
+        let slots: Vec<Slot> = (0..1000).filter_map(|_| unlimited.admit()).collect();
+        assert_eq!((unlimited.open(), unlimited.refused()), (1000, 0));
+        drop(slots);
+        assert_eq!(unlimited.open(), 0);
+    }
+
+    /// A GET of `/` on `stream`: the status line, or `None` when the server
+    /// closed the connection instead of answering.
+    async fn status_line(stream: &mut tokio::net::TcpStream) -> Option<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .ok()?;
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n") {
+            match stream.read(&mut byte).await {
+                Ok(1) => head.push(byte[0]),
+                _ => return None,
+            }
+        }
+        Some(String::from_utf8_lossy(&head).trim_end().to_owned())
+    }
+
+    #[tokio::test]
+    async fn connections_past_the_limit_are_closed_at_once_and_counted() {
+        use tokio::io::AsyncReadExt;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let connections = Connections::new(Some(1));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let server = tokio::spawn(serve(listener, app, connections.clone(), async {
+            let _ = stopped.await;
+        }));
+
+        let mut held = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        assert_eq!(status_line(&mut held).await.as_deref(), Some("HTTP/1.1 200 OK"));
+        assert_eq!(connections.open(), 1, "an idle keep-alive connection counts");
+
+        let mut extra = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("the kernel accepts");
+        let closed = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut [0u8; 1])).await;
+        assert!(
+            matches!(closed, Ok(Ok(0) | Err(_))),
+            "closed at once, unanswered: {closed:?}"
+        );
+        assert_eq!((connections.open(), connections.refused()), (1, 1));
+
+        drop(held);
+        let next = loop {
+            let mut next = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            if let Some(line) = status_line(&mut next).await {
+                assert_eq!(line, "HTTP/1.1 200 OK");
+                break next;
+            }
+            // The server may not have seen the first connection close yet.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_eq!(connections.open(), 1);
+        drop(next);
+        let _ = stop.send(());
+        server.await.expect("joined").expect("served");
+        assert_eq!(connections.open(), 0, "every place given back");
     }
 
     #[test]

@@ -544,4 +544,74 @@ mod tests {
             .collect();
         assert_eq!(fresh, [("e1".to_owned(), false), ("e2".to_owned(), true)]);
     }
+
+    mod order {
+        use proptest::prelude::*;
+        use proptest::sample::Index;
+
+        use super::*;
+
+        /// An ad whose every field follows from (edge, instance, start,
+        /// generation): two ads with the same key are the same ad.
+        fn keyed_ad((edge, instance, started, generation): (usize, String, u64, u64)) -> Ad {
+            let state = if generation % 2 == 0 {
+                EdgeState::Ready
+            } else {
+                EdgeState::Draining
+            };
+            let mut ad = ad(&format!("e{edge}"), &instance, started, generation, state);
+            ad.load.egress_bps = started * 100 + generation;
+            ad
+        }
+
+        /// A set of ads of a few edges, and the same set in another order.
+        fn ads_and_shuffled() -> impl Strategy<Value = (Vec<Ad>, Vec<Ad>)> {
+            proptest::collection::vec((0usize..3, "[ab]", 0u64..3, 0u64..4).prop_map(keyed_ad), 1..12)
+                .prop_flat_map(|ads| (Just(ads.clone()), Just(ads).prop_shuffle()))
+        }
+
+        /// What the view shows: the snapshot selection reads and every record.
+        type Shown = (FleetSnapshot, Vec<(Ad, Duration, bool, bool)>);
+
+        fn view_of(ads: &[Ad], now: Instant) -> Shown {
+            let mut view = FleetView::new(HOLD, Duration::from_secs(600));
+            for ad in ads {
+                view.apply(ad.clone(), now, Duration::ZERO);
+            }
+            let records = view
+                .records(now)
+                .map(|r| (r.ad.clone(), r.age, r.fresh, r.eligible))
+                .collect();
+            (view.snapshot(), records)
+        }
+
+        proptest! {
+            #[test]
+            fn any_order_or_duplication_of_ads_gives_the_same_view(
+                (ads, shuffled) in ads_and_shuffled(),
+                repeats in proptest::collection::vec((any::<Index>(), any::<Index>()), 0..8),
+            ) {
+                let now = Instant::now();
+                let mut replayed = shuffled;
+                for (which, at) in repeats {
+                    let ad = which.get(&ads).clone();
+                    replayed.insert(at.index(replayed.len() + 1), ad);
+                }
+                let shown = view_of(&ads, now);
+                prop_assert_eq!(&view_of(&replayed, now), &shown);
+                // And it is each edge's newest ad.
+                let mut newest: Vec<&Ad> = Vec::new();
+                for ad in &ads {
+                    match newest.iter_mut().find(|n| n.edge_id == ad.edge_id) {
+                        Some(held) if ad.is_newer_than(held) => *held = ad,
+                        Some(_) => {}
+                        None => newest.push(ad),
+                    }
+                }
+                newest.sort_by(|a, b| a.edge_id.cmp(&b.edge_id));
+                let stored: Vec<&Ad> = shown.1.iter().map(|r| &r.0).collect();
+                prop_assert_eq!(stored, newest);
+            }
+        }
+    }
 }

@@ -109,37 +109,17 @@ impl FleetSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use router_api::fleet::{Capacity, DEFAULT_TTL_MS, HotStream, Instance, Load};
 
+    /// An edge's ad as it arrives on the wire.
     fn ad() -> Ad {
-        Ad {
-            edge_id: "edge-1".into(),
-            public_url: "http://127.0.0.1:9001".into(),
-            group: Some("eu-west".into()),
-            state: EdgeState::Ready,
-            capacity: Capacity {
-                egress_bps: 10_000_000_000,
-                connections: 10_000,
-            },
-            load: Load {
-                egress_bps: 1_000_000,
-                connections: 12,
-                requests_per_sec: 30.5,
-                cache_hit_ratio: 0.97,
-                cache_bytes: 1 << 30,
-                cpu: 0.2,
-            },
-            hot_streams: vec![HotStream {
-                stream: "live/demo-1|720p".into(),
-                egress_bps: 800_000,
-            }],
-            ttl_ms: DEFAULT_TTL_MS,
-            instance: Instance {
-                started_unix_ms: 1_767_225_600_000,
-                id: "9f2c4e6a8b0d1f3e".into(),
-            },
-            generation: 7,
-        }
+        serde_json::from_str(
+            r#"{"edge_id":"edge-1","public_url":"http://127.0.0.1:9001","state":"ready",
+                "capacity":{"egress_bps":10000000000,"connections":10000},
+                "load":{"egress_bps":1000000,"connections":12},
+                "ttl_ms":3000,"instance":{"started_unix_ms":1767225600000,"id":"9f2c4e6a8b0d1f3e"},
+                "generation":7}"#,
+        )
+        .expect("a valid ad")
     }
 
     #[test]

@@ -1,15 +1,25 @@
 //! Helpers for tests that run real hls-cdn processes on loopback: a
 //! dev-dependency of every crate's integration tests, so it finds binaries
 //! of other packages itself, building them if needed.
+//!
+//! Servers listen on port 0 and print the address they got. Servers that
+//! must know each other's addresses before they start (routers that are
+//! each other's peers), or that restart on the address they had, run on a
+//! [`Port`] the test holds: the test binds the listening socket and hands it
+//! to the server (systemd socket activation), so no port is ever freed and
+//! guessed to be free.
 
 pub mod raw;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+use router_api::prometheus;
 
 /// A child server process, killed when dropped.
 #[derive(Debug)]
@@ -23,14 +33,24 @@ impl Server {
     /// Starts `program` with `args` and `envs`, and waits (at most 20 s) for
     /// its `listening on http://ADDR` line.
     pub fn start(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Server {
-        Server::spawn(program, args, envs, Stdio::inherit())
+        Server::spawn(program, args, envs, Stdio::inherit(), None)
+    }
+
+    /// Like [`Server::start`], serving on `port`: a new listening socket on
+    /// it is handed to the process as file descriptor 3 with `LISTEN_FDS=1`
+    /// (systemd socket activation), which the process serves instead of its
+    /// `--listen` address.
+    pub fn start_on(port: &Port, program: &str, args: &[&str], envs: &[(&str, &str)]) -> Server {
+        let server = Server::spawn(program, args, envs, Stdio::inherit(), Some(port.listener()));
+        assert_eq!(server.addr, port.addr, "{program} serves the socket handed to it");
+        server
     }
 
     /// Like [`Server::start`], with the process's stderr (its log) written to
     /// the file `log` instead of the test's, so that the test can read it.
     pub fn start_logged(program: &str, args: &[&str], envs: &[(&str, &str)], log: &Path) -> Server {
         let file = std::fs::File::create(log).unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
-        Server::spawn(program, args, envs, Stdio::from(file))
+        Server::spawn(program, args, envs, Stdio::from(file), None)
     }
 
     /// Like [`Server::binary`], with stderr written to `log` (see [`Server::start_logged`]).
@@ -47,7 +67,14 @@ impl Server {
         Server::start_logged(path.to_str().expect("utf-8 path"), &all, envs, log)
     }
 
-    fn spawn(program: &str, args: &[&str], envs: &[(&str, &str)], stderr: Stdio) -> Server {
+    fn spawn(
+        program: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        stderr: Stdio,
+        listener: Option<std::net::TcpListener>,
+    ) -> Server {
+        use command_fds::{CommandFdExt, FdMapping};
         let mut command = Command::new(program);
         command
             .args(args)
@@ -57,6 +84,19 @@ impl Server {
         for (k, v) in envs {
             command.env(k, v);
         }
+        if let Some(listener) = listener {
+            let mapping = FdMapping {
+                parent_fd: OwnedFd::from(listener),
+                child_fd: 3,
+            };
+            command
+                .fd_mappings(vec![mapping])
+                .expect("file descriptor 3 mapped once")
+                .env("LISTEN_FDS", "1");
+        }
+        // The command, and with it this process's copy of the listener, is
+        // dropped on return: once the server exits, its port refuses
+        // connections, as a dead server's does.
         let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("starting {program}: {e}"));
@@ -250,13 +290,64 @@ pub fn run_tool(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A loopback port free at the moment of asking (for processes that must
-/// know each other's address before they start).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+/// A loopback port the test holds until it is dropped, for servers started
+/// with [`Server::start_on`], one after another (a restart keeps the
+/// address).
+///
+/// It holds a bound socket that does not listen, so connections to the port
+/// are refused while no server runs on it, as they are by a dead server,
+/// and no other socket can be given the port meanwhile (the kernel skips
+/// bound ports when it picks one for an outgoing connection).
+/// `SO_REUSEPORT`, set on it and on the listening socket bound for each
+/// server, lets both be bound at once, by this user only.
+#[derive(Debug)]
+pub struct Port {
+    _reserved: socket2::Socket,
+    addr: SocketAddr,
+}
+
+impl Port {
+    /// Binds a new loopback port.
+    pub fn reserve() -> Port {
+        let reserved = reuse_port_socket(SocketAddr::from(([127, 0, 0, 1], 0)));
+        let addr = reserved
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .expect("bound address");
+        Port {
+            _reserved: reserved,
+            addr,
+        }
+    }
+
+    /// The address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A new socket listening on the port.
+    fn listener(&self) -> std::net::TcpListener {
+        let socket = reuse_port_socket(self.addr);
+        socket.listen(1024).expect("listen");
+        socket.into()
+    }
+}
+
+/// A TCP socket with `SO_REUSEPORT`, bound to `addr`.
+fn reuse_port_socket(addr: SocketAddr) -> socket2::Socket {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)
+        .expect("socket");
+    socket.set_reuse_port(true).expect("SO_REUSEPORT");
+    socket
+        .bind(&addr.into())
+        .unwrap_or_else(|e| panic!("binding {addr}: {e}"));
+    socket
 }
 
 /// Polls `check` every 50 ms until it holds, failing the test after
@@ -274,9 +365,10 @@ where
     started.elapsed()
 }
 
-/// The value of one Prometheus series (e.g. `name{label="v"}`) on a
-/// server's `/metrics`; 0 when absent.
+/// The value of one Prometheus series (e.g. `name{label="v"}`, every label
+/// given, in any order) on a server's `/metrics`; 0 when absent.
 pub async fn metric(server: &Server, series: &str) -> f64 {
+    let series: prometheus::Series = series.parse().expect("a Prometheus series");
     let text = client()
         .get(server.url("/metrics"))
         .send()
@@ -285,7 +377,25 @@ pub async fn metric(server: &Server, series: &str) -> f64 {
         .text()
         .await
         .expect("text");
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
-        .map_or(0.0, |v| v.trim().parse().expect("a number"))
+    prometheus::value(&prometheus::parse(&text), &series).unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_refuses_connections_while_no_listener_is_on_it() {
+        let port = Port::reserve();
+        let refused = || TcpStream::connect(port.addr()).is_err();
+        assert!(refused(), "held, not listening");
+        for _ in 0..2 {
+            let listener = port.listener();
+            let client = TcpStream::connect(port.addr()).expect("connect");
+            let (served, _) = listener.accept().expect("accept");
+            assert_eq!(served.peer_addr().ok(), client.local_addr().ok());
+            drop((listener, served, client));
+            assert!(refused(), "the listener gone, the port refuses again");
+        }
+    }
 }

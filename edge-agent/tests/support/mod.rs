@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use router_api::fleet::Ad;
+use router_api::prometheus;
 
 use super::common;
 
@@ -52,15 +53,10 @@ pub fn payload(len: usize, seed: u8) -> Vec<u8> {
     (0..len).map(|i| ((i % 251) as u8).wrapping_add(seed)).collect()
 }
 
-/// The value of the Prometheus sample whose line starts with `name` and
-/// contains every one of `labels`, 0 if there is none.
-pub fn sample(text: &str, name: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b' ' | b'{')))
-        .filter(|l| labels.iter().all(|label| l.contains(label)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+/// The sum of the Prometheus samples of `name` in a `/metrics` text with
+/// every one of `labels`, 0 if there is none.
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    prometheus::sum(&prometheus::parse(text), name, labels)
 }
 
 /// GETs with status 200 the origin has answered, by its own `/metrics`.
@@ -77,7 +73,7 @@ pub async fn origin_gets(origin: &common::Server) -> u64 {
     sample(
         &text,
         "hlscdn_origin_requests_total",
-        &["method=\"GET\"", "status=\"200\""],
+        &[("method", "GET"), ("status", "200")],
     ) as u64
 }
 

@@ -28,7 +28,6 @@ mod watch;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -39,50 +38,37 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::Stream;
+use runtime::config::{RoutersArg, ServerArgs};
 use runtime::secret::redact_url;
-use serde::Deserialize;
+use runtime::server::Connections;
+use serde::{Deserialize, Serialize};
 
 use crate::api;
 pub use watch::Watcher;
 
 /// Default listen address.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8090";
+pub const DEFAULT_LISTEN: SocketAddr = runtime::config::loopback(8090);
 
-/// `hlscdn dashboard` flags. Every flag also reads an `HLSCDN_*` variable and
-/// the TOML file of `--config` (keys `listen`, `routers`, `origin`); flags
-/// win over variables, which win over the file.
-#[derive(Debug, Default, clap::Args)]
+/// `hlscdn dashboard` flags: every key of the `--config` file (`listen`,
+/// `routers`, `origin`), each flag also read from its `HLSCDN_*` variable;
+/// flags win over variables, which win over the file ([`runtime::config`]).
+#[derive(Debug, Default, clap::Args, Serialize)]
 pub struct Args {
-    /// TOML configuration file.
-    #[arg(long, env = "HLSCDN_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, env = "HLSCDN_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    /// A router of the fleet; repeatable. The other routers are learned from it.
-    #[arg(
-        long = "router",
-        value_name = "URL",
-        env = "HLSCDN_ROUTERS",
-        value_delimiter = ','
-    )]
-    pub routers: Vec<String>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub routers: RoutersArg,
     /// The origin, for the catalog of streams and their bitrates (optional).
-    #[arg(long, env = "HLSCDN_ORIGIN")]
+    #[arg(long, env = "HLSCDN_ORIGIN", value_name = "URL")]
     pub origin: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<SocketAddr>,
-    #[serde(default)]
-    routers: Vec<String>,
-    origin: Option<String>,
-}
-
-/// The validated configuration of the dashboard.
-#[derive(Debug, Clone)]
+/// The validated configuration of the dashboard; every field is the key of
+/// the same name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Listen address.
     pub listen: SocketAddr,
@@ -92,40 +78,35 @@ pub struct Config {
     pub origin: Option<String>,
 }
 
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN,
+            routers: Vec::new(),
+            origin: None,
+        }
+    }
+}
+
 impl Config {
-    /// Reads the file of `--config`, applies the flags over it, validates.
+    /// Reads the file of `--config`, lays the flags and `HLSCDN_*`
+    /// variables over it, validates.
     pub fn load(args: Args) -> anyhow::Result<Config> {
-        let file: FileConfig = match &args.config {
-            Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-                toml::from_str(&text).with_context(|| format!("{}", path.display()))?
-            }
-            None => FileConfig::default(),
-        };
-        let listen = match args.listen.or(file.listen) {
-            Some(listen) => listen,
-            None => DEFAULT_LISTEN.parse().context("default `listen`")?,
-        };
-        let routers = if args.routers.is_empty() {
-            file.routers
-        } else {
-            args.routers
-        };
-        if routers.is_empty() {
+        let config: Config =
+            runtime::config::load(args.server.config.as_deref(), &args).map_err(anyhow::Error::msg)?;
+        if config.routers.is_empty() {
             bail!("`routers` must name at least one router (--router URL)");
         }
-        for router in &routers {
+        for router in &config.routers {
             api::check_base_url(router).context("`routers`")?;
         }
-        let origin = args.origin.or(file.origin);
-        if let Some(origin) = &origin {
+        if let Some(origin) = &config.origin {
             api::check_base_url(origin).context("`origin`")?;
         }
         Ok(Config {
-            listen,
-            routers: routers.iter().map(|r| api::base(r).to_owned()).collect(),
-            origin: origin.map(|o| api::base(&o).to_owned()),
+            listen: config.listen,
+            routers: config.routers.iter().map(|r| api::base(r).to_owned()).collect(),
+            origin: config.origin.map(|o| api::base(&o).to_owned()),
         })
     }
 }
@@ -139,7 +120,7 @@ pub async fn run_command(args: Args) -> anyhow::Result<std::process::ExitCode> {
 
 /// Watches the fleet and serves the dashboard until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let listener = runtime::server::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let watcher = Watcher::start(config.routers.clone(), config.origin.clone());
@@ -151,25 +132,23 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> a
         shutdown.await;
         closing.close_streams();
     };
-    let served = runtime::server::serve(listener, app(watcher.clone()), shutdown).await;
+    let served =
+        runtime::server::serve(listener, app(watcher.clone()), Connections::default(), shutdown).await;
     watcher.stop();
     served.context("serving")
 }
 
 /// The dashboard's HTTP app.
 pub fn app(watcher: Arc<Watcher>) -> Router {
-    runtime::metrics::handle();
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(|| async { runtime::metrics::handle().render() }))
         .route("/api/overview", get(overview))
         .route("/api/events", get(events))
         .route("/api/history", get(history))
         .route("/api/streams", get(streams))
         .route("/api/explain", get(explain))
         .fallback(asset)
-        .with_state(watcher)
+        .with_state(watcher.clone())
+        .merge(runtime::http::probe_routes(watcher))
 }
 
 async fn asset(method: Method, uri: Uri) -> Response {
@@ -205,11 +184,14 @@ fn json(body: String) -> Response {
         .into_response()
 }
 
-async fn readyz(State(watcher): State<Arc<Watcher>>) -> Response {
-    if watcher.has_view() {
-        "ready\n".into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "no router has answered yet\n").into_response()
+/// Ready once a router's view arrived.
+impl runtime::http::Probe for Watcher {
+    async fn ready(&self) -> Result<(), std::borrow::Cow<'static, str>> {
+        if self.has_view() {
+            Ok(())
+        } else {
+            Err("no router has answered yet".into())
+        }
     }
 }
 
@@ -308,14 +290,17 @@ mod tests {
     fn config_validation_names_the_key() {
         let error = Config::load(Args::default()).expect_err("no router");
         assert!(error.to_string().contains("`routers`"), "{error}");
+        let routers = |url: &str| RoutersArg {
+            routers: vec![url.to_owned()],
+        };
         let error = Config::load(Args {
-            routers: vec!["127.0.0.1:8080".into()],
+            routers: routers("127.0.0.1:8080"),
             ..Args::default()
         })
         .expect_err("not a URL");
         assert!(format!("{error:#}").contains("`routers`"), "{error:#}");
         let config = Config::load(Args {
-            routers: vec!["http://127.0.0.1:8080/".into()],
+            routers: routers("http://127.0.0.1:8080/"),
             origin: Some("http://127.0.0.1:8000".into()),
             ..Args::default()
         })
@@ -330,19 +315,17 @@ mod tests {
             "listen = \"127.0.0.1:0\"\nrouters = [\"http://127.0.0.1:8080\"]\n",
         )
         .expect("write");
-        let config = Config::load(Args {
-            config: Some(file.clone()),
+        let from_file = |file: &std::path::Path| Args {
+            server: ServerArgs {
+                config: Some(file.to_owned()),
+                listen: None,
+            },
             ..Args::default()
-        })
-        .expect("from the file");
+        };
+        let config = Config::load(from_file(&file)).expect("from the file");
         assert_eq!(config.listen.port(), 0);
         std::fs::write(&file, "routerz = []\n").expect("write");
-        assert!(
-            Config::load(Args {
-                config: Some(file),
-                ..Args::default()
-            })
-            .is_err()
-        );
+        let error = Config::load(from_file(&file)).expect_err("unknown key");
+        assert!(error.to_string().contains("unknown key `routerz`"), "{error}");
     }
 }

@@ -549,6 +549,81 @@ mod tests {
             "same start: decided by id"
         );
     }
+
+    /// An ad of `ad()`'s edge from instance (`started`, `id`), generation
+    /// `generation`, with a load that differs between any two of them.
+    fn ad_of((started, id, generation): (u64, String, u64)) -> Ad {
+        let mut ad = ad();
+        ad.instance = Instance {
+            started_unix_ms: started,
+            id,
+        };
+        ad.generation = generation;
+        ad.load.egress_bps = started ^ generation.rotate_left(32);
+        ad
+    }
+
+    /// Small ranges, so that equal starts, ids and generations are common.
+    fn arbitrary_ad() -> impl proptest::strategy::Strategy<Value = Ad> {
+        use proptest::prelude::*;
+        (0u64..4, "[ab0]{1,2}", 0u64..4).prop_map(ad_of)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn newer_is_a_strict_total_order_over_instance_and_generation(
+            a in arbitrary_ad(),
+            b in arbitrary_ad(),
+            c in arbitrary_ad(),
+        ) {
+            proptest::prop_assert!(!a.is_newer_than(&a), "irreflexive");
+            if a.is_newer_than(&b) {
+                proptest::prop_assert!(!b.is_newer_than(&a), "asymmetric");
+            }
+            if a.is_newer_than(&b) && b.is_newer_than(&c) {
+                proptest::prop_assert!(a.is_newer_than(&c), "transitive");
+            }
+            let same = a.instance == b.instance && a.generation == b.generation;
+            proptest::prop_assert_eq!(
+                a.is_newer_than(&b) || b.is_newer_than(&a),
+                !same,
+                "total over distinct (instance, generation), and only those"
+            );
+        }
+    }
+
+    #[test]
+    fn a_router_list_reads_a_routers_view_and_what_else_routers_answer() {
+        let info = |id: &str, url: &str| RouterInfo {
+            id: id.into(),
+            url: url.into(),
+        };
+        let view = RoutersView {
+            this: info("r1", "http://a:1"),
+            routers: vec![info("r1", "http://a:1"), info("r2", "http://b:2")],
+        };
+        let urls = |list: &RouterList| -> Vec<String> {
+            list.entries()
+                .iter()
+                .filter_map(ListedRouter::url)
+                .map(str::to_owned)
+                .collect()
+        };
+        let json = serde_json::to_vec(&view).expect("json");
+        let list: RouterList = serde_json::from_slice(&json).expect("a routers view");
+        assert_eq!(urls(&list), ["http://a:1", "http://b:2"]);
+
+        let odd = br#"{"routers":[{"url":"http://a:1","id":"r1","zone":"x"},{"url":7},{"nourl":1},"http://b:2",null],"extra":true}"#;
+        let list: RouterList = serde_json::from_slice(odd).expect("no self, odd entries");
+        assert_eq!(list.entries().len(), 5);
+        assert_eq!(urls(&list), ["http://a:1", "http://b:2"]);
+        let bare: RouterList =
+            serde_json::from_slice(br#"["http://a:1", {"url": "http://b:2"}]"#).expect("bare");
+        assert_eq!(urls(&bare), ["http://a:1", "http://b:2"]);
+        for not_a_list in [&b"{}"[..], b"<html>", br#"{"routers":null}"#, b"7"] {
+            assert!(serde_json::from_slice::<RouterList>(not_a_list).is_err());
+        }
+    }
 }
 
 /// One edge as a router sees it: `GET /api/v1/edges`.
@@ -617,6 +692,58 @@ pub struct RoutersView {
     pub this: RouterInfo,
     /// The live routers it knows, itself included.
     pub routers: Vec<RouterInfo>,
+}
+
+/// `GET /api/v1/routers` as an edge reads it: a [`RoutersView`], or what an
+/// older or foreign router answers. An edge learns only URLs from it, so it
+/// reads what it can and skips the rest: `self` and `id` may be missing,
+/// unknown fields are ignored, an entry may be a bare URL, and entries
+/// without a string `url` are skipped. (Routers read each other strictly,
+/// as [`RoutersView`]: they need the ids.)
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum RouterList {
+    /// `{"routers": [...], ...}`, the shape of [`RoutersView`].
+    View {
+        /// The routers listed.
+        routers: Vec<ListedRouter>,
+    },
+    /// A bare list: `[...]`.
+    Bare(Vec<ListedRouter>),
+}
+
+impl RouterList {
+    /// The entries, in the order listed.
+    pub fn entries(&self) -> &[ListedRouter] {
+        match self {
+            RouterList::View { routers } | RouterList::Bare(routers) => routers,
+        }
+    }
+}
+
+/// One entry of a [`RouterList`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum ListedRouter {
+    /// A [`RouterInfo`]-like object: its `url`, whatever else it holds.
+    Info {
+        /// The router's URL, unchecked.
+        url: String,
+    },
+    /// A bare URL, unchecked.
+    Url(String),
+    /// Anything else: nothing to learn from it.
+    Other(serde::de::IgnoredAny),
+}
+
+impl ListedRouter {
+    /// The URL the entry names, if any (unchecked).
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            ListedRouter::Info { url } | ListedRouter::Url(url) => Some(url),
+            ListedRouter::Other(_) => None,
+        }
+    }
 }
 
 /// The answer of `GET /api/v1/scale`: how many edges the fleet should have.
