@@ -587,6 +587,11 @@ impl Inner {
                 .map_err(|_| Error::Timeout)?;
             let Some(chunk) = next else { break };
             let chunk = chunk?;
+            // HTTP/2 may end a body with an empty DATA frame, after the
+            // last bytes: it must not take the place of the final chunk.
+            if chunk.is_empty() {
+                continue;
+            }
             let total = (buf.len() + chunk.len()) as u64;
             if total > limit {
                 return Err(Error::TooLarge { limit });

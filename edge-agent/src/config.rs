@@ -194,7 +194,7 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Edge id.
     pub id: String,
-    /// Base URL viewers use; `None`: `http://<bound address>`, known once bound.
+    /// Base URL viewers use; `None`: `http(s)://<bound address>`, known once bound.
     pub public_url: Option<String>,
     /// Group (region, POP).
     pub group: Option<String>,
@@ -252,6 +252,8 @@ pub struct Config {
     pub load_window: Duration,
     /// Hot streams listed in an ad.
     pub hot_streams: usize,
+    /// HTTPS served, and how calls to the origin and routers verify.
+    pub tls: runtime::tls::TlsConfig,
 }
 
 impl Default for Config {
@@ -284,6 +286,7 @@ impl Default for Config {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             load_window: DEFAULT_LOAD_WINDOW,
             hot_streams: DEFAULT_HOT_STREAMS,
+            tls: runtime::tls::TlsConfig::default(),
         }
     }
 }
@@ -348,6 +351,8 @@ impl Config {
     /// Checks every value, naming the key at fault.
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(Error::Config(msg));
+        self.tls.server().map_err(Error::Config)?;
+        self.tls.client().map_err(Error::Config)?;
         if self.id.is_empty() {
             return bad("`id` is required (e.g. --id edge-1)".into());
         }
@@ -364,7 +369,7 @@ impl Config {
         let public_url = self
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen));
+            .unwrap_or_else(|| format!("{}://{}", self.tls.scheme(), self.listen));
         self.ad(
             public_url,
             EdgeState::Ready,

@@ -106,7 +106,11 @@ impl Heartbeat {
         instance: Instance,
         state: Arc<AppState>,
     ) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+        let http = config
+            .tls
+            .client()
+            .map_err(anyhow::Error::msg)?
+            .apply(reqwest::Client::builder())
             .connect_timeout(config.ad_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()

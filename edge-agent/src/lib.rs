@@ -82,7 +82,8 @@ impl Edge {
     pub fn new(config: Config, local: SocketAddr, instance: Instance) -> anyhow::Result<Self> {
         // Installed before any series is registered, so that no count is lost.
         runtime::metrics::handle();
-        let origin = OriginClient::open(&config.origin, &config.origin_options)?;
+        let client_tls = config.tls.client().map_err(anyhow::Error::msg)?;
+        let origin = OriginClient::open(&config.origin, &config.origin_options, &client_tls)?;
         let counters = Arc::new(metrics::Counters::default());
         let published = Arc::new(metrics::Published::register(
             config.capacity_bps,
@@ -103,7 +104,7 @@ impl Edge {
         let public_url = config
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{local}"));
+            .unwrap_or_else(|| format!("{}://{local}", config.tls.scheme()));
         let state = Arc::new(AppState {
             cache,
             keys: config.signing_keys.clone(),
@@ -159,12 +160,13 @@ impl Edge {
         )?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let beats = tokio::spawn(heartbeat.run(stop_rx));
+        let tls = config.tls.server().map_err(anyhow::Error::msg)?;
         let drain = self.state.drain.clone();
         let finished = async move {
             drain.finished(config.drain_quiet, config.drain_timeout).await;
         };
         let app = http::app(self.state.clone());
-        let served = runtime::server::serve(listener, app, self.connections, finished).await;
+        let served = runtime::server::serve(listener, tls, app, self.connections, finished).await;
         let _ = stop_tx.send(true);
         let _ = beats.await;
         served.context("serving")

@@ -17,9 +17,26 @@ pub const TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait for a TCP connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How this process's API calls verify HTTPS: set once, by [`trust`].
+static TRUST: std::sync::OnceLock<runtime::tls::ClientTls> = std::sync::OnceLock::new();
+
+/// Makes every later API call verify HTTPS with `tls` (the system roots
+/// and the dashboard's `--tls-ca-file`); only the first call counts.
+pub fn trust(tls: runtime::tls::ClientTls) {
+    let _ = TRUST.set(tls);
+}
+
+/// A client builder that verifies as [`trust`] said.
+fn builder() -> reqwest::ClientBuilder {
+    match TRUST.get() {
+        Some(tls) => tls.apply(reqwest::Client::builder()),
+        None => reqwest::Client::builder(),
+    }
+}
+
 /// A client for API calls: short timeouts, no proxy (every call goes to the fleet itself).
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    builder()
         .timeout(TIMEOUT)
         .connect_timeout(CONNECT_TIMEOUT)
         .no_proxy()
@@ -29,7 +46,7 @@ pub fn client() -> reqwest::Client {
 
 /// A client for long-lived streams (server-sent events): a connect timeout only.
 pub fn stream_client() -> reqwest::Client {
-    reqwest::Client::builder()
+    builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .no_proxy()
         .build()

@@ -57,7 +57,7 @@ pub enum OriginClient {
 
 impl OriginClient {
     /// Opens the origin named by `url` (see [`store::open`] for non-HTTP URLs).
-    pub fn open(url: &str, options: &[(String, String)]) -> Result<Self> {
+    pub fn open(url: &str, options: &[(String, String)], tls: &runtime::tls::ClientTls) -> Result<Self> {
         let parsed = url::Url::parse(url).map_err(|e| {
             Error::Config(format!(
                 "`origin` {:?} is not a URL: {e}",
@@ -77,7 +77,8 @@ impl OriginClient {
                     let path = format!("{}/", base.path());
                     base.set_path(&path);
                 }
-                let http = reqwest::Client::builder()
+                let http = tls
+                    .apply(reqwest::Client::builder())
                     .connect_timeout(CONNECT_TIMEOUT)
                     .redirect(reqwest::redirect::Policy::none())
                     .no_proxy()
@@ -237,8 +238,9 @@ mod tests {
 
     #[test]
     fn http_origins_must_be_plain_bases() {
-        assert!(OriginClient::open("http://127.0.0.1:8000/?x=1", &[]).is_err());
-        let client = OriginClient::open("http://127.0.0.1:8000/media", &[]).expect("open");
+        assert!(OriginClient::open("http://127.0.0.1:8000/?x=1", &[], &Default::default()).is_err());
+        let client =
+            OriginClient::open("http://127.0.0.1:8000/media", &[], &Default::default()).expect("open");
         assert_eq!(
             client.base_url().map(url::Url::as_str),
             Some("http://127.0.0.1:8000/media/")

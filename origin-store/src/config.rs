@@ -158,6 +158,7 @@ struct Settings {
     catalog_max_objects: usize,
     publish_demo: bool,
     publish: PublishConfig,
+    tls: runtime::tls::TlsConfig,
 }
 
 impl Default for Settings {
@@ -173,6 +174,7 @@ impl Default for Settings {
             catalog_max_objects: catalog_cache::DEFAULT_MAX_OBJECTS,
             publish_demo: false,
             publish: PublishConfig::default(),
+            tls: runtime::tls::TlsConfig::default(),
         }
     }
 }
@@ -196,6 +198,8 @@ pub struct Config {
     pub catalog: CatalogSettings,
     /// The demo publisher's settings, when it runs.
     pub publish: Option<PublishConfig>,
+    /// HTTPS, when `[tls]` has a certificate.
+    pub tls: Option<runtime::tls::ServerTls>,
 }
 
 impl Config {
@@ -227,6 +231,7 @@ impl Config {
                 max_objects: settings.catalog_max_objects,
             },
             publish: settings.publish_demo.then_some(settings.publish),
+            tls: settings.tls.server().map_err(Error::Config)?,
         };
         config.validate()?;
         Ok(config)

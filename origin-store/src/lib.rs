@@ -65,7 +65,14 @@ pub async fn run(
         max_playlist_bytes: config.max_playlist_bytes,
     };
     tracing::info!(store = %runtime::secret::redact_url(&config.store), publish_demo = publisher.is_some(), "origin starting");
-    let served = runtime::server::serve(listener, http::app(state), Connections::default(), shutdown).await;
+    let served = runtime::server::serve(
+        listener,
+        config.tls,
+        http::app(state),
+        Connections::default(),
+        shutdown,
+    )
+    .await;
     let _ = stop_tx.send(true);
     if let Some(task) = publisher {
         task.await.context("publisher task")??;

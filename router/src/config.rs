@@ -387,6 +387,8 @@ pub struct Config {
     /// TTL of steering manifests.
     #[serde(with = "duration")]
     pub steering_ttl: Duration,
+    /// HTTPS served, and how calls to the origin and peers verify.
+    pub tls: runtime::tls::TlsConfig,
 }
 
 impl Default for Config {
@@ -423,6 +425,7 @@ impl Default for Config {
             segment_urls: SegmentUrls::Direct,
             pathways: DEFAULT_PATHWAYS,
             steering_ttl: DEFAULT_STEERING_TTL,
+            tls: runtime::tls::TlsConfig::default(),
         }
     }
 }
@@ -494,6 +497,8 @@ impl Config {
     /// Checks every value, naming the key at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |msg: &str| Err(ConfigError(msg.to_owned()));
+        self.tls.server().map_err(ConfigError)?;
+        self.tls.client().map_err(ConfigError)?;
         if self.origin.is_empty() {
             return fail("`origin` is required");
         }

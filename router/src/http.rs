@@ -385,6 +385,7 @@ async fn playlist(State(state): State<Arc<RouterState>>, request: Request) -> Re
         sticky: session.as_ref().map(|s| s.edge_id.as_str()),
         group: state.groups.group_of(request.headers(), client_ip(&request)),
         bandwidth_bps,
+        https: viewer_on_https(&request),
     };
     let placement = state.place(&current, &pick)?;
     let viewer_id = session.as_ref().map_or_else(rand::random::<u64>, |s| s.viewer_id);
@@ -461,9 +462,20 @@ async fn playlist(State(state): State<Arc<RouterState>>, request: Request) -> Re
     render(&state, &playlist, &placement, &minted, signed.as_deref(), head)
 }
 
+/// Whether the viewer reached this router over https: over its own TLS, or
+/// through a proxy in front that says so with `X-Forwarded-Proto`. Its
+/// segment URLs must then be https too (no mixed content).
+fn viewer_on_https(request: &Request) -> bool {
+    request.extensions().get::<runtime::server::Https>().is_some()
+        || request
+            .headers()
+            .get("x-forwarded-proto")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
+}
+
 /// `scheme://authority` the player reached this router at: the request's
-/// authority (HTTP/2) or `Host`, `https` when a proxy in front says so with
-/// `X-Forwarded-Proto`. `None` without a valid one.
+/// authority (HTTP/2) or `Host`, `https` when it came over TLS or a proxy
+/// in front says so with `X-Forwarded-Proto`. `None` without a valid one.
 fn request_origin(request: &Request) -> Option<String> {
     let authority = match request.uri().authority() {
         Some(a) => a.clone(),
@@ -478,10 +490,7 @@ fn request_origin(request: &Request) -> Option<String> {
     if authority.as_str().contains('@') {
         return None;
     }
-    let https = request
-        .headers()
-        .get("x-forwarded-proto")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let https = viewer_on_https(request);
     Some(format!("{}://{authority}", if https { "https" } else { "http" }))
 }
 
@@ -532,6 +541,7 @@ async fn steering(State(state): State<Arc<RouterState>>, request: Request) -> Re
         sticky: None,
         group: state.groups.group_of(request.headers(), client_ip(&request)),
         bandwidth_bps: 0,
+        https: viewer_on_https(&request),
     };
     let plan = steer::plan(
         &current.selector,
@@ -621,6 +631,7 @@ async fn explain(
         bandwidth_bps: query
             .bandwidth
             .unwrap_or_else(|| state.playlists.bandwidth_of(&key)),
+        https: query.https,
     };
     let current = state.fleet.current();
     let assigned = current.assigned();
@@ -681,7 +692,7 @@ fn explain_steering(
         .iter()
         .map(|id| {
             let why = match current.selector.index_of(id) {
-                Some(i) => current.selector.unavailable(i, now, assigned),
+                Some(i) => current.selector.unavailable(i, now, assigned, pick.https),
                 None => Some(crate::select::Unavailable::Stale),
             };
             serde_json::json!({ "pathway": id, "unavailable": why.map(|w| w.label()) })
@@ -766,6 +777,7 @@ async fn redirect(State(state): State<Arc<RouterState>>, request: Request) -> Re
         sticky: session.as_ref().map(|s| s.edge_id.as_str()),
         group: state.groups.group_of(request.headers(), client_ip(&request)),
         bandwidth_bps: 0,
+        https: viewer_on_https(&request),
     };
     let placement = state.place(&current, &pick)?;
     // The token covers the object's rendition directory, briefly.

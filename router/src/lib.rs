@@ -59,7 +59,8 @@ pub fn static_fleet(edges: &[config::EdgeConfig]) -> FleetSnapshot {
 /// Builds the router's shared state from its configuration; `public_url` is
 /// where other routers and edges reach this one.
 pub fn state(config: &config::Config, public_url: &str) -> anyhow::Result<http::RouterState> {
-    let origin = OriginClient::open(&config.origin, &config.origin_options)?;
+    let client_tls = config.tls.client().map_err(anyhow::Error::msg)?;
+    let origin = OriginClient::open(&config.origin, &config.origin_options, &client_tls)?;
     let mut origin_bases: Vec<String> = Vec::new();
     if let Some(base) = origin.base_url() {
         origin_bases.push(base.to_string());
@@ -103,6 +104,8 @@ pub fn state(config: &config::Config, public_url: &str) -> anyhow::Result<http::
         discovery_interval: config.discovery_interval,
         bootstrap_timeout: config.bootstrap_timeout,
         scale: config.autoscale,
+        tls: client_tls,
+        edge_certificates: config.tls.client_ca.is_some(),
     })?;
     let groups = groups::Groups {
         cidrs: config.groups.clone(),
@@ -136,12 +139,13 @@ pub async fn run(
     config: config::Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let tls = config.tls.server().map_err(anyhow::Error::msg)?;
     let listener = runtime::server::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let public_url = match &config.public_url {
         Some(url) => url.trim_end_matches('/').to_owned(),
-        None => format!("http://{}", listener.local_addr()?),
+        None => format!("{}://{}", config.tls.scheme(), listener.local_addr()?),
     };
     let state = Arc::new(state(&config, &public_url)?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -160,7 +164,7 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     };
-    runtime::server::serve(listener, http::app(state), Connections::default(), shutdown)
+    runtime::server::serve(listener, tls, http::app(state), Connections::default(), shutdown)
         .await
         .context("serving")
 }

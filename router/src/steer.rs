@@ -48,7 +48,7 @@ pub fn plan<'a>(
     want: usize,
 ) -> Plan<'a> {
     let status = |id: &str| match selector.index_of(id) {
-        Some(i) => selector.unavailable(i, now, assigned_bps),
+        Some(i) => selector.unavailable(i, now, assigned_bps, req.https),
         None => Some(Unavailable::Stale),
     };
     let serving = |id: &str| status(id).is_none();

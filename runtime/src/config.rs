@@ -40,7 +40,7 @@ use crate::secret::Secret;
 /// `runtime::config::duration::option` for an `Option<Duration>`.
 pub use humantime_serde as duration;
 
-/// `--config` and `--listen`, which every server takes.
+/// `--config`, `--listen` and the `[tls]` flags, which every server takes.
 #[derive(Debug, Clone, Default, clap::Args, Serialize)]
 pub struct ServerArgs {
     /// TOML configuration file; its keys are the flags' names in snake_case.
@@ -50,6 +50,8 @@ pub struct ServerArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "HLSCDN_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
 }
 
 /// `--fleet-token`, the fleet's shared secret.

@@ -10,6 +10,7 @@
 //! - [`http`]: what every server answers alike: CORS, `/healthz`, `/readyz`, `/metrics`.
 //! - [`metrics`]: the process's Prometheus recorder.
 //! - [`secret`]: configured secrets that `Debug` never shows, and URL redaction.
+//! - [`tls`]: HTTPS served (certificates reloaded when they change) and verified when calling.
 //! - [`config`]: layered configuration (TOML file, `HLSCDN_*` variables, flags) and the flags every server has.
 
 #![forbid(unsafe_code)]
@@ -21,6 +22,7 @@ pub mod http;
 pub mod metrics;
 pub mod secret;
 pub mod server;
+pub mod tls;
 
 use std::future::Future;
 

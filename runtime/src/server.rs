@@ -20,11 +20,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tower::ServiceExt;
+
+use crate::tls::{PeerCertificate, ServerTls};
 
 /// A client must send its whole request head within this time (by default;
 /// [`HEADER_TIMEOUT_ENV`] changes it).
@@ -32,7 +32,25 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Environment variable that overrides [`HEADER_READ_TIMEOUT`], in
 /// milliseconds (100 to 600 000), for every server of the process.
 pub const HEADER_TIMEOUT_ENV: &str = "HLSCDN_HEADER_TIMEOUT_MS";
-/// Largest request head (request line + headers) accepted, in bytes.
+/// A connection on which no request has begun for this long is closed
+/// gracefully (by default; [`IDLE_TIMEOUT_ENV`] changes it). Players reload
+/// playlists every few seconds, so theirs stay open; a connection a client
+/// forgot costs a socket and a task for no longer than this.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Environment variable that overrides [`IDLE_TIMEOUT`], in milliseconds
+/// (100 to 600 000), for every server of the process.
+pub const IDLE_TIMEOUT_ENV: &str = "HLSCDN_IDLE_TIMEOUT_MS";
+/// Most HTTP/2 streams a client may have open at once on one connection
+/// (nginx's `http2_max_concurrent_streams`).
+pub const H2_MAX_CONCURRENT_STREAMS: u32 = 128;
+/// Most HTTP/2 streams a client may reset before the server answered them,
+/// pending at once, before it gets `GOAWAY` (rapid reset).
+pub const H2_MAX_PENDING_RESETS: usize = 20;
+/// Interval of HTTP/2 keep-alive pings, and how long an answer may take
+/// before the connection is closed as dead.
+pub const H2_KEEPALIVE: Duration = Duration::from_secs(20);
+/// Largest request head (request line + headers) accepted, in bytes; an
+/// HTTP/2 header list too.
 pub const MAX_REQUEST_HEAD_BYTES: usize = 64 * 1024;
 /// Longest request target (path and query) served, in bytes: nginx's default
 /// `large_client_header_buffers` size, which every player and CDN in front
@@ -40,7 +58,7 @@ pub const MAX_REQUEST_HEAD_BYTES: usize = 64 * 1024;
 /// cache key or log line ever holds one. hyper's own limits sit above it:
 /// a head past [`MAX_REQUEST_HEAD_BYTES`] gets 431 over HTTP/1.1 (and so does
 /// any target longer than hyper's 65 534-byte URI limit); an HTTP/2 header
-/// list past 16 KiB is refused by hyper.
+/// list past [`MAX_REQUEST_HEAD_BYTES`] is refused by hyper.
 pub const MAX_REQUEST_TARGET_BYTES: usize = 8 * 1024;
 /// How long open connections get to finish after shutdown is asked for.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -157,7 +175,11 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets open
 /// connections finish for at most [`DRAIN_TIMEOUT`]. Every connection is
-/// counted in `connections`.
+/// counted in `connections`. With `tls`, every connection is TLS (HTTP/2 or
+/// HTTP/1.1 as ALPN chose); without, HTTP/1.1, or HTTP/2 with prior
+/// knowledge (h2c). Requests carry their client's address
+/// ([`ConnectInfo`]) and, over TLS, [`Https`] and the client's verified
+/// certificate ([`PeerCertificate`]) when it sent one.
 ///
 /// Past the limit of `connections`, a new connection is accepted and closed
 /// at once, unanswered, and counted in [`CONNECTIONS_REFUSED`]; it is not
@@ -170,33 +192,42 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// close against the unread request. Envoy's connection limits do the same
 /// (`downstream_cx_overflow`). Health checks and `/metrics` share the limit.
 ///
-/// Prints `listening on http://ADDR` on stdout once connections are
-/// accepted, so scripts and tests that bind port 0 can find the address.
+/// A connection must finish its TLS handshake and send its first request
+/// within the header timeout, and is closed gracefully (HTTP/2 `GOAWAY`;
+/// HTTP/1.1 after the response in progress) once no request has begun on it
+/// for the idle timeout ([`IDLE_TIMEOUT`]); responses in progress, such as
+/// event streams, are never cut by it.
+///
+/// Prints `listening on http://ADDR` (`https://` with `tls`) on stdout once
+/// connections are accepted, so scripts and tests that bind port 0 can find
+/// the address.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<ServerTls>,
     app: Router,
     connections: Connections,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let header_timeout = header_read_timeout(std::env::var(HEADER_TIMEOUT_ENV).ok().as_deref())
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let invalid = |e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let timeouts = Timeouts {
+        header: header_read_timeout(std::env::var(HEADER_TIMEOUT_ENV).ok().as_deref()).map_err(invalid)?,
+        idle: idle_timeout(std::env::var(IDLE_TIMEOUT_ENV).ok().as_deref()).map_err(invalid)?,
+    };
     let app = app
         .layer(middleware::from_fn(origin_form_only))
         .layer(middleware::from_fn(bounded_target));
     let addr = listener.local_addr()?;
-    println!("listening on http://{addr}");
-    tracing::info!(%addr, "listening");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{addr}");
+    tracing::info!(%addr, scheme, "listening");
+    let acceptor = tls.as_ref().map(ServerTls::acceptor);
+    // Certificate rotation: checked while the server runs, not after.
+    let _watch = tls.map(|tls| AbortOnDrop(tokio::spawn(tls.watch())));
 
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        // A client that closes its side right after sending a request (ffmpeg
-        // does, for HLS PUTs and DELETEs) still has that request carried out.
-        .half_close(true)
-        .max_buf_size(MAX_REQUEST_HEAD_BYTES);
-    let graceful = GracefulShutdown::new();
+    let builder = Arc::new(connection_builder(timeouts.header));
+    let (closing, _) = tokio::sync::watch::channel(false);
+    // Each connection task holds a sender; the drain ends when all are dropped.
+    let (open, mut drained) = tokio::sync::mpsc::channel::<()>(1);
     let mut shutdown = std::pin::pin!(shutdown);
     let refused = metrics::counter!(CONNECTIONS_REFUSED);
     refused.increment(0);
@@ -234,58 +265,184 @@ pub async fn serve(
             refusing = false;
         }
         let _ = stream.set_nodelay(true);
-        let first_request = Arc::new(Notify::new());
-        let request_seen = first_request.clone();
-        // Handlers that need the client's address read `ConnectInfo`.
-        let service = TowerToHyperService::new(app.clone().map_request(
-            move |mut request: axum::http::Request<hyper::body::Incoming>| {
-                request_seen.notify_one();
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request
-            },
-        ));
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn.into_owned());
+        let accepted = Accepted {
+            peer,
+            app: app.clone(),
+            builder: builder.clone(),
+            timeouts,
+            closing: closing.subscribe(),
+        };
+        let acceptor = acceptor.clone();
+        let open = open.clone();
         tokio::spawn(async move {
-            let mut conn = std::pin::pin!(conn);
-            // Dropped before `conn`, so the place is free before the drain sees the end.
-            let _slot = slot;
-            // hyper's header timeout starts once the protocol is known; until
-            // then (a client that sends nothing, or an HTTP/2 preface and
-            // nothing after it) the connection would be held for ever. So the
-            // first request must arrive within the header timeout too.
-            let ended = tokio::select! {
-                ended = conn.as_mut() => ended,
-                arrived = tokio::time::timeout(header_timeout, first_request.notified()) => match arrived {
-                    Ok(()) => conn.as_mut().await,
-                    Err(_) => {
-                        tracing::debug!(%peer, "no request within the header timeout: connection closed");
-                        return;
-                    }
-                },
+            // Dropped when the connection ends, however it ends.
+            let _held = (slot, open);
+            let Some(acceptor) = acceptor else {
+                return accepted.run(stream, None).await;
             };
-            if let Err(error) = ended {
-                tracing::debug!(%peer, %error, "connection ended with an error");
+            match tokio::time::timeout(timeouts.header, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    let client = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .map(|cert| PeerCertificate(cert.clone().into_owned()));
+                    accepted.run(stream, Some(client)).await;
+                }
+                Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                Err(_) => {
+                    tracing::debug!(%peer, "no TLS handshake within the header timeout: connection closed")
+                }
             }
         });
     }
 
-    drop(listener);
+    drop((listener, open));
+    let _ = closing.send(true);
     tracing::info!("shutting down: draining open connections");
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(DRAIN_TIMEOUT, drained.recv()).await.is_err() {
         tracing::warn!("drain timed out; closing remaining connections");
     }
     Ok(())
 }
 
+/// Marks a request that came over TLS, for handlers that write absolute
+/// URLs (`https://` for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Https;
+
+/// The header and idle timeouts of a server's connections.
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    header: Duration,
+    idle: Duration,
+}
+
+/// hyper's settings for every connection: HTTP/1.1 and HTTP/2 (by ALPN
+/// over TLS, by the client's preface on plain TCP) with their limits.
+fn connection_builder(header_timeout: Duration) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        // A client that closes its side right after sending a request (ffmpeg
+        // does, for HLS PUTs and DELETEs) still has that request carried out.
+        .half_close(true)
+        .max_buf_size(MAX_REQUEST_HEAD_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(MAX_REQUEST_HEAD_BYTES as u32)
+        // Rapid reset (CVE-2023-44487): a client whose streams are reset
+        // before they are answered past this count gets GOAWAY.
+        .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
+        .keep_alive_interval(H2_KEEPALIVE)
+        .keep_alive_timeout(H2_KEEPALIVE);
+    builder
+}
+
+/// A connection accepted and admitted, about to be served.
+struct Accepted {
+    peer: SocketAddr,
+    app: Router,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    timeouts: Timeouts,
+    closing: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Accepted {
+    /// Serves requests on `io` until the client closes, the connection
+    /// stays idle past the timeout, or the server drains. `tls` is `Some`
+    /// over TLS, with the client's certificate when it sent one.
+    async fn run<I>(mut self, io: I, tls: Option<Option<PeerCertificate>>)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let peer = self.peer;
+        let started = tokio::time::Instant::now();
+        // Milliseconds from `started` to the start of the last request, plus
+        // one (0: no request yet).
+        let last_request = Arc::new(AtomicU64::new(0));
+        let seen = last_request.clone();
+        let service = TowerToHyperService::new(self.app.map_request(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                let since = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+                seen.store(since + 1, Ordering::Relaxed);
+                let extensions = request.extensions_mut();
+                // Handlers that need the client's address read `ConnectInfo`.
+                extensions.insert(ConnectInfo(peer));
+                if let Some(client) = &tls {
+                    extensions.insert(Https);
+                    if let Some(cert) = client {
+                        extensions.insert(cert.clone());
+                    }
+                }
+                request
+            },
+        ));
+        let conn = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(io), service);
+        let mut conn = std::pin::pin!(conn);
+        let mut closing = false;
+        let ended = loop {
+            // hyper's header timeout starts once the protocol is known; until
+            // then (a client that sends nothing, or an HTTP/2 preface and
+            // nothing after it) the connection would be held for ever. So the
+            // first request must arrive within the header timeout too.
+            let deadline = match last_request.load(Ordering::Relaxed) {
+                0 => started + self.timeouts.header,
+                last => started + Duration::from_millis(last - 1) + self.timeouts.idle,
+            };
+            tokio::select! {
+                ended = conn.as_mut() => break ended,
+                _ = self.closing.changed(), if !closing => {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                () = tokio::time::sleep_until(deadline), if !closing => {
+                    if last_request.load(Ordering::Relaxed) == 0 {
+                        tracing::debug!(%peer, "no request within the header timeout: connection closed");
+                        return;
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        tracing::debug!(%peer, "idle: connection closed");
+                        conn.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                }
+            }
+        };
+        if let Err(error) = ended {
+            tracing::debug!(%peer, %error, "connection ended with an error");
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Refuses absolute-form (`GET http://host/…`) and authority-form
 /// (`CONNECT host:443`) targets with 400 before any handler: no server here
 /// is a proxy, and a handler must never mistake another host for its own.
+/// HTTP/2 requests always carry a scheme and an authority (`:scheme`,
+/// `:authority`; the target is `:path`), so only `CONNECT` is refused there.
 async fn origin_form_only(request: Request, next: Next) -> Response {
-    if request.uri().scheme().is_some() || request.uri().authority().is_some() {
+    let proxy_form = if request.version() >= axum::http::Version::HTTP_2 {
+        request.method() == axum::http::Method::CONNECT
+    } else {
+        request.uri().scheme().is_some() || request.uri().authority().is_some()
+    };
+    if proxy_form {
         return (
             StatusCode::BAD_REQUEST,
             "absolute-form request targets are not served\n",
@@ -316,13 +473,25 @@ fn target_too_long(uri: &axum::http::Uri) -> bool {
 /// The header read timeout: [`HEADER_READ_TIMEOUT`], or the value of
 /// [`HEADER_TIMEOUT_ENV`] when it is set.
 pub fn header_read_timeout(env: Option<&str>) -> Result<Duration, String> {
+    millis_from_env(env, HEADER_READ_TIMEOUT, HEADER_TIMEOUT_ENV)
+}
+
+/// The idle timeout: [`IDLE_TIMEOUT`], or the value of [`IDLE_TIMEOUT_ENV`]
+/// when it is set.
+pub fn idle_timeout(env: Option<&str>) -> Result<Duration, String> {
+    millis_from_env(env, IDLE_TIMEOUT, IDLE_TIMEOUT_ENV)
+}
+
+/// A timeout of `default`, or the milliseconds (100 to 600 000) of the
+/// variable `name` when it is set to `env`.
+fn millis_from_env(env: Option<&str>, default: Duration, name: &str) -> Result<Duration, String> {
     let Some(raw) = env else {
-        return Ok(HEADER_READ_TIMEOUT);
+        return Ok(default);
     };
     match raw.trim().parse::<u64>() {
         Ok(ms @ 100..=600_000) => Ok(Duration::from_millis(ms)),
         _ => Err(format!(
-            "`{HEADER_TIMEOUT_ENV}` must be a number of milliseconds from 100 to 600000 (got {raw:?})"
+            "`{name}` must be a number of milliseconds from 100 to 600000 (got {raw:?})"
         )),
     }
 }
@@ -414,7 +583,7 @@ mod tests {
         let connections = Connections::new(Some(1));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = Router::new().route("/", axum::routing::get(|| async { "ok" }));
-        let server = tokio::spawn(serve(listener, app, connections.clone(), async {
+        let server = tokio::spawn(serve(listener, None, app, connections.clone(), async {
             let _ = stopped.await;
         }));
 

@@ -150,6 +150,9 @@ pub struct Request<'a> {
     pub group: Option<&'a str>,
     /// The variant's `BANDWIDTH`, bits per second (0 when unknown).
     pub bandwidth_bps: u64,
+    /// The viewer came over https: an edge whose URL is plain http cannot
+    /// serve it (a browser blocks mixed content).
+    pub https: bool,
 }
 
 /// Why an edge was chosen.
@@ -216,6 +219,8 @@ pub enum Unavailable {
     HoldDown,
     /// Without capacity, or over the sticky cap.
     OverCap,
+    /// Its URL is plain http and the viewer is on https.
+    PlainHttp,
 }
 
 impl Unavailable {
@@ -226,6 +231,7 @@ impl Unavailable {
             Unavailable::Draining => "draining",
             Unavailable::HoldDown => "held_down",
             Unavailable::OverCap => "over_cap",
+            Unavailable::PlainHttp => "plain_http",
         }
     }
 }
@@ -237,6 +243,7 @@ enum Exclusion {
     Draining,
     HoldDown,
     NoCapacity,
+    PlainHttp,
 }
 
 /// The edge selector for one fleet snapshot. Cheap to share; see the module docs.
@@ -247,6 +254,8 @@ pub struct Selector {
     seeds: Vec<u64>,
     /// Edge indices sorted by id, for the sticky lookup.
     by_id: Vec<usize>,
+    /// Per edge: its URL is plain http (not a candidate for https viewers).
+    plain_http: Vec<bool>,
     policy: Policy,
 }
 
@@ -258,6 +267,8 @@ struct Pool<'a> {
     group: Option<&'a str>,
     /// A group was requested but had no candidate.
     group_fallback: bool,
+    /// Only https edges compete.
+    https: bool,
     count: usize,
     /// Average utilization of the competing edges, counting the new viewer.
     average: f64,
@@ -299,10 +310,19 @@ impl Selector {
         let seeds = edges.iter().map(|e| hash::stable_hash(e.id.as_bytes())).collect();
         let mut by_id: Vec<usize> = (0..edges.len()).collect();
         by_id.sort_by(|&a, &b| edges[a].id.cmp(&edges[b].id).then(a.cmp(&b)));
+        let plain_http = edges
+            .iter()
+            .map(|e| {
+                !e.base_url
+                    .get(..8)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+            })
+            .collect();
         Selector {
             edges,
             seeds,
             by_id,
+            plain_http,
             policy: policy.sanitized(),
         }
     }
@@ -369,12 +389,13 @@ impl Selector {
                 let within_bound = competes.then(|| self.within_bound(i, assigned_bps, &pool));
                 let verdict = if Some(i) == chosen {
                     Verdict::Chosen
-                } else if let Some(exclusion) = self.exclusion(i, now) {
+                } else if let Some(exclusion) = self.exclusion(i, now, req.https) {
                     match exclusion {
                         Exclusion::Stale => Verdict::Stale,
                         Exclusion::Draining => Verdict::Draining,
                         Exclusion::HoldDown => Verdict::HoldDown,
                         Exclusion::NoCapacity => Verdict::NoCapacity,
+                        Exclusion::PlainHttp => Verdict::PlainHttp,
                     }
                 } else if !competes {
                     Verdict::OtherGroup
@@ -438,16 +459,24 @@ impl Selector {
     }
 
     /// Why edge `i` cannot take viewers now, if it cannot: stale, draining,
-    /// held down, without capacity, or (with `assigned_bps`) over the sticky cap.
-    pub fn unavailable(&self, i: usize, now: Instant, assigned_bps: &[u64]) -> Option<Unavailable> {
+    /// held down, without capacity, plain http for an `https` viewer, or
+    /// (with `assigned_bps`) over the sticky cap.
+    pub fn unavailable(
+        &self,
+        i: usize,
+        now: Instant,
+        assigned_bps: &[u64],
+        https: bool,
+    ) -> Option<Unavailable> {
         if i >= self.edges.len() {
             return Some(Unavailable::Stale);
         }
-        match self.exclusion(i, now) {
+        match self.exclusion(i, now, https) {
             Some(Exclusion::Stale) => Some(Unavailable::Stale),
             Some(Exclusion::Draining) => Some(Unavailable::Draining),
             Some(Exclusion::HoldDown) => Some(Unavailable::HoldDown),
             Some(Exclusion::NoCapacity) => Some(Unavailable::OverCap),
+            Some(Exclusion::PlainHttp) => Some(Unavailable::PlainHttp),
             None if self.utilization(i, assigned_bps, 0) > self.policy.sticky_max_utilization => {
                 Some(Unavailable::OverCap)
             }
@@ -543,7 +572,7 @@ impl Selector {
     fn pool<'r>(&self, req: &Request<'r>, now: Instant, assigned_bps: &[u64]) -> Pool<'r> {
         let (mut all, mut in_group) = (Totals::default(), Totals::default());
         for (i, edge) in self.edges.iter().enumerate() {
-            if self.exclusion(i, now).is_some() {
+            if self.exclusion(i, now, req.https).is_some() {
                 continue;
             }
             let load = self.current_load(i, assigned_bps);
@@ -565,13 +594,14 @@ impl Selector {
         Pool {
             group,
             group_fallback,
+            https: req.https,
             count: totals.count,
             average,
             ceiling: ceiling(average, self.policy.epsilon, self.policy.pack_below_utilization),
         }
     }
 
-    fn exclusion(&self, i: usize, now: Instant) -> Option<Exclusion> {
+    fn exclusion(&self, i: usize, now: Instant, https: bool) -> Option<Exclusion> {
         let edge = &self.edges[i];
         if !edge.is_fresh(now) {
             Some(Exclusion::Stale)
@@ -581,6 +611,8 @@ impl Selector {
             Some(Exclusion::HoldDown)
         } else if edge.capacity_bps == 0 {
             Some(Exclusion::NoCapacity)
+        } else if https && self.plain_http[i] {
+            Some(Exclusion::PlainHttp)
         } else {
             None
         }
@@ -588,7 +620,7 @@ impl Selector {
 
     /// Whether edge `i` is a candidate in the competing set.
     fn competes(&self, i: usize, now: Instant, pool: &Pool<'_>) -> bool {
-        self.exclusion(i, now).is_none()
+        self.exclusion(i, now, pool.https).is_none()
             && pool
                 .group
                 .is_none_or(|g| self.edges[i].group.as_deref() == Some(g))
@@ -740,6 +772,8 @@ pub enum Verdict {
     HoldDown,
     /// It has capacity 0.
     NoCapacity,
+    /// Its URL is plain http and the viewer is on https (mixed content).
+    PlainHttp,
     /// It is a candidate of another group than the viewer's.
     OtherGroup,
     /// It ranks above the chosen edge but its load was over the bound.

@@ -25,13 +25,15 @@ use router_api::prometheus;
 #[derive(Debug)]
 pub struct Server {
     child: Child,
-    /// The address it printed in its `listening on http://ADDR` line.
+    /// The address it printed in its `listening on http(s)://ADDR` line.
     pub addr: SocketAddr,
+    /// `http` or `https`, as that line said.
+    pub scheme: &'static str,
 }
 
 impl Server {
     /// Starts `program` with `args` and `envs`, and waits (at most 20 s) for
-    /// its `listening on http://ADDR` line.
+    /// its `listening on http(s)://ADDR` line.
     pub fn start(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Server {
         Server::spawn(program, args, envs, Stdio::inherit(), None)
     }
@@ -106,20 +108,24 @@ impl Server {
             let mut sent = false;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if !sent && let Some(addr) = line.strip_prefix("listening on http://") {
-                    let _ = tx.send(addr.trim().to_owned());
+                if !sent && let Some(url) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(url.trim().to_owned());
                     sent = true;
                 }
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(addr) => addr.parse().expect("listen address"),
+        let (scheme, addr) = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(url) => match url.split_once("://") {
+                Some(("http", addr)) => ("http", addr.parse().expect("listen address")),
+                Some(("https", addr)) => ("https", addr.parse().expect("listen address")),
+                _ => panic!("{program} printed an odd listening line: {url}"),
+            },
             Err(_) => {
                 let _ = child.kill();
                 panic!("{program} did not print its listening line within 20 s");
             }
         };
-        Server { child, addr }
+        Server { child, addr, scheme }
     }
 
     /// Starts `hlscdn-origin` with these flags plus `--listen 127.0.0.1:0`.
@@ -136,9 +142,9 @@ impl Server {
         Server::start(path.to_str().expect("utf-8 path"), &all, envs)
     }
 
-    /// `http://ADDR` + `path`.
+    /// `http(s)://ADDR` + `path`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}://{}{}", self.scheme, self.addr, path)
     }
 
     /// Sends a signal (`TERM`, `KILL`, ...) without waiting.

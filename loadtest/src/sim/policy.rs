@@ -273,6 +273,7 @@ impl Placer {
                         sticky: sticky_id,
                         group: None,
                         bandwidth_bps: bitrate,
+                        https: false,
                     },
                     self.now,
                     &self.assigned,

@@ -76,6 +76,8 @@ pub struct Config {
     pub routers: Vec<String>,
     /// The origin's URL, if known.
     pub origin: Option<String>,
+    /// HTTPS served, and how calls to routers and the origin verify.
+    pub tls: runtime::tls::TlsConfig,
 }
 
 impl Default for Config {
@@ -84,6 +86,7 @@ impl Default for Config {
             listen: DEFAULT_LISTEN,
             routers: Vec::new(),
             origin: None,
+            tls: runtime::tls::TlsConfig::default(),
         }
     }
 }
@@ -103,10 +106,13 @@ impl Config {
         if let Some(origin) = &config.origin {
             api::check_base_url(origin).context("`origin`")?;
         }
+        config.tls.server().map_err(anyhow::Error::msg)?;
+        config.tls.client().map_err(anyhow::Error::msg)?;
         Ok(Config {
             listen: config.listen,
             routers: config.routers.iter().map(|r| api::base(r).to_owned()).collect(),
             origin: config.origin.map(|o| api::base(&o).to_owned()),
+            tls: config.tls,
         })
     }
 }
@@ -120,6 +126,8 @@ pub async fn run_command(args: Args) -> anyhow::Result<std::process::ExitCode> {
 
 /// Watches the fleet and serves the dashboard until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    let tls = config.tls.server().map_err(anyhow::Error::msg)?;
+    api::trust(config.tls.client().map_err(anyhow::Error::msg)?);
     let listener = runtime::server::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -132,8 +140,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> a
         shutdown.await;
         closing.close_streams();
     };
-    let served =
-        runtime::server::serve(listener, app(watcher.clone()), Connections::default(), shutdown).await;
+    let served = runtime::server::serve(
+        listener,
+        tls,
+        app(watcher.clone()),
+        Connections::default(),
+        shutdown,
+    )
+    .await;
     watcher.stop();
     served.context("serving")
 }
@@ -318,7 +332,7 @@ mod tests {
         let from_file = |file: &std::path::Path| Args {
             server: ServerArgs {
                 config: Some(file.to_owned()),
-                listen: None,
+                ..ServerArgs::default()
             },
             ..Args::default()
         };

@@ -46,6 +46,9 @@ pub(super) async fn receive_ad(State(fleet): State<Arc<Fleet>>, request: Request
         metrics::ad_received("unauthorized");
         return Err(Error::Unauthorized);
     };
+    fleet
+        .certified(&caller, request.extensions())
+        .inspect_err(|_| metrics::ad_received("unauthorized"))?;
     let from = request
         .headers()
         .get(FORWARDED_BY)

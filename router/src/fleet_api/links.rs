@@ -104,6 +104,7 @@ pub(super) async fn link(
             ));
         }
     };
+    fleet.certified(&caller, request.extensions())?;
     let _guard = LinkGuard::open(fleet.clone(), link);
     let stopped = fleet.stopped();
     tokio::pin!(stopped);

@@ -40,6 +40,7 @@ use runtime::secret::Secret;
 use selection::snapshot::{EdgeSnapshot, FleetSnapshot};
 use tokio::sync::{broadcast, watch};
 
+use crate::error::Error;
 use crate::fleet::{Applied, FleetView};
 use crate::peers::Peers;
 use crate::scale::{ScalePolicy, Scaler};
@@ -132,6 +133,11 @@ pub struct FleetSettings {
     pub bootstrap_timeout: Duration,
     /// Autoscaling targets.
     pub scale: ScalePolicy,
+    /// How calls to peers verify them (and identify this router).
+    pub tls: runtime::tls::ClientTls,
+    /// Mutual TLS (`tls.client_ca`): an edge's own ads and links must come
+    /// on a connection whose client certificate names the edge.
+    pub edge_certificates: bool,
 }
 
 /// The router's fleet state, shared by handlers and loops.
@@ -158,7 +164,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Fleet {
     /// A fleet state; not ready until [`Fleet::start`] has bootstrapped.
     pub fn new(settings: FleetSettings) -> anyhow::Result<Arc<Self>> {
-        let http = reqwest::Client::builder()
+        let http = settings
+            .tls
+            .apply(reqwest::Client::builder())
             .timeout(PEER_TIMEOUT)
             .connect_timeout(PEER_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
@@ -255,6 +263,23 @@ impl Fleet {
         }
         router_api::fleet::edge_of_credential(self.settings.fleet_token.expose(), bearer.token())
             .map(|id| Caller::Edge(id.to_owned()))
+    }
+
+    /// Under mutual TLS, whether `caller` presented a client certificate
+    /// that names it, as an edge speaking for itself must (holders of the
+    /// fleet token are routers and operators, checked by the token alone).
+    fn certified(&self, caller: &Caller, extensions: &axum::http::Extensions) -> Result<(), Error> {
+        let Caller::Edge(id) = caller else { return Ok(()) };
+        if !self.settings.edge_certificates {
+            return Ok(());
+        }
+        match extensions.get::<runtime::tls::PeerCertificate>() {
+            Some(cert) if cert.is_for(id) => Ok(()),
+            Some(_) => Err(Error::Forbidden("the client certificate does not name this edge")),
+            None => Err(Error::Forbidden(
+                "mutual TLS is required: an edge presents its client certificate (--tls-client-cert)",
+            )),
+        }
     }
 
     /// Whether the caller holds the fleet token (routers, operators).

@@ -30,6 +30,8 @@ pub(super) fn fleet(seeds: &[String]) -> Arc<Fleet> {
         discovery_interval: Duration::from_secs(2),
         bootstrap_timeout: Duration::from_secs(5),
         scale: Default::default(),
+        tls: Default::default(),
+        edge_certificates: false,
     })
     .expect("fleet")
 }

@@ -281,6 +281,9 @@ pub struct ExplainQuery {
     /// The pathway the player says it is on (`_HLS_pathway`), with `ticket`.
     #[serde(default)]
     pub pathway: Option<String>,
+    /// The viewer is on https (`https=true`): plain-http edges cannot serve it.
+    #[serde(default)]
+    pub https: bool,
 }
 
 #[cfg(test)]

@@ -54,6 +54,7 @@ const REQ: Request<'static> = Request {
     sticky: None,
     group: None,
     bandwidth_bps: 0,
+    https: false,
 };
 
 fn offered(ids: &[&str]) -> Vec<String> {

@@ -44,6 +44,7 @@ fn req(stream_key: &str) -> Request<'_> {
         sticky: None,
         group: None,
         bandwidth_bps: 0,
+        https: false,
     }
 }
 
@@ -671,7 +672,7 @@ proptest! {
         let edges = build_edges(&specs, now);
         let assigned: Vec<u64> = assigned_percent.iter().zip(&edges).map(|(p, e)| e.capacity_bps / 100 * p).collect();
         let sticky_id = sticky.map(|i| format!("edge-{i}"));
-        let r = Request { stream_key: &key, sticky: sticky_id.as_deref(), group, bandwidth_bps };
+        let r = Request { stream_key: &key, sticky: sticky_id.as_deref(), group, bandwidth_bps, https: false };
         let sel = fleet(edges.clone());
         let choice = sel.pick(&r, now, &assigned);
 
