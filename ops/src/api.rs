@@ -26,6 +26,30 @@ pub fn trust(tls: runtime::tls::ClientTls) {
     let _ = TRUST.set(tls);
 }
 
+/// `--tls-ca-file` of the one-shot commands (`status`, `drain`,
+/// `autoscale`): the CA of a fleet that serves HTTPS with its own.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TrustArg {
+    /// Trust the CAs in FILE (PEM) besides the system's roots, calling the fleet over https.
+    #[arg(
+        long = "tls-ca-file",
+        alias = "ca-file",
+        env = "HLSCDN_TLS_CA_FILE",
+        value_name = "FILE"
+    )]
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl TrustArg {
+    /// Makes this process's API calls trust the file's CAs ([`trust`]).
+    pub fn apply(&self) -> anyhow::Result<()> {
+        if let Some(file) = &self.ca_file {
+            trust(runtime::tls::ClientTls::load(Some(file), None, None).map_err(anyhow::Error::msg)?);
+        }
+        Ok(())
+    }
+}
+
 /// A client builder that verifies as [`trust`] said.
 fn builder() -> reqwest::ClientBuilder {
     match TRUST.get() {

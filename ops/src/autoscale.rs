@@ -41,6 +41,8 @@ pub struct Args {
     /// The routers asked for the desired number (the first that answers).
     #[command(flatten)]
     pub routers: runtime::config::RoutersArg,
+    #[command(flatten)]
+    pub trust: api::TrustArg,
     /// Shell command run when the desired number of edges changes; `{replicas}` is replaced by it.
     #[arg(long, value_name = "CMD", env = "HLSCDN_EXEC")]
     pub exec: Option<String>,
@@ -276,6 +278,7 @@ impl Source {
 
 /// Runs `hlscdn autoscale` until SIGTERM or Ctrl-C.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    args.trust.apply()?;
     for router in &args.routers.routers {
         api::check_base_url(router)?;
     }

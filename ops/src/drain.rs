@@ -21,6 +21,8 @@ pub struct Args {
     /// The routers asked for the edge (the first that knows it is used).
     #[command(flatten)]
     pub routers: runtime::config::RoutersArg,
+    #[command(flatten)]
+    pub trust: api::TrustArg,
     /// The fleet token; the edge refuses a drain without it.
     #[command(flatten)]
     pub fleet: runtime::config::FleetTokenArg,
@@ -34,6 +36,7 @@ pub struct Args {
 
 /// Runs `hlscdn drain`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    args.trust.apply()?;
     let client = api::client();
     let (router, edge) = find_edge(&client, &args.routers.routers, &args.edge).await?;
     // The edge's own credential: an edge given only its credential accepts

@@ -21,6 +21,8 @@ use crate::health::{self, Observation, Report};
 pub struct Args {
     #[command(flatten)]
     pub routers: runtime::config::RoutersArg,
+    #[command(flatten)]
+    pub trust: api::TrustArg,
     /// Print the report as JSON instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -32,6 +34,7 @@ pub const RECHECK_AFTER: Duration = Duration::from_millis(1500);
 
 /// Runs `hlscdn status`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    args.trust.apply()?;
     let routers = &args.routers.routers;
     for url in routers {
         api::check_base_url(url)?;

@@ -19,10 +19,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderName, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::cors::CorsLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 /// How long browsers may keep a preflight's answer.
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(86_400);
@@ -34,9 +35,14 @@ const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(86_400);
 /// headers players send. Players may read the headers of byte ranges,
 /// validators, cache age and cache status.
 ///
+/// Every answer also carries `Timing-Allow-Origin: *`, so that a page's
+/// Resource Timing shows the real figures of playlists and segments
+/// (durations, sizes, `nextHopProtocol`) and not the zeros browsers give
+/// cross-origin resources without it.
+///
 /// No `Vary`: the answer is the same whatever the request's `Origin`.
-pub fn cors() -> CorsLayer {
-    CorsLayer::new()
+pub fn cors() -> Cors {
+    let cors = CorsLayer::new()
         .allow_origin(tower_http::cors::Any)
         .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
         .allow_headers([
@@ -54,8 +60,22 @@ pub fn cors() -> CorsLayer {
             HeaderName::from_static("x-cache"),
         ])
         .max_age(PREFLIGHT_MAX_AGE)
-        .vary([])
+        .vary([]);
+    tower::ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("timing-allow-origin"),
+            HeaderValue::from_static("*"),
+        ))
+        .layer(cors)
 }
+
+/// The layers of [`cors`].
+pub type Cors = tower::ServiceBuilder<
+    tower::layer::util::Stack<
+        CorsLayer,
+        tower::layer::util::Stack<SetResponseHeaderLayer<HeaderValue>, tower::layer::util::Identity>,
+    >,
+>;
 
 /// What a server's probes ask of its state.
 pub trait Probe: Send + Sync + 'static {
@@ -180,6 +200,10 @@ mod tests {
             assert_eq!(r.status(), status);
             let h = r.headers();
             assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+            assert_eq!(
+                h["timing-allow-origin"], "*",
+                "resource timing readable across origins"
+            );
             assert!(
                 h[header::ACCESS_CONTROL_EXPOSE_HEADERS]
                     .to_str()

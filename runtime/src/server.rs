@@ -367,10 +367,16 @@ impl Accepted {
         // one (0: no request yet).
         let last_request = Arc::new(AtomicU64::new(0));
         let seen = last_request.clone();
+        // The first request moves the deadline from the header timeout to the
+        // idle timeout, which may be sooner; later ones only push it back.
+        let first_request = Arc::new(tokio::sync::Notify::new());
+        let first_seen = first_request.clone();
         let service = TowerToHyperService::new(self.app.map_request(
             move |mut request: axum::http::Request<hyper::body::Incoming>| {
                 let since = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
-                seen.store(since + 1, Ordering::Relaxed);
+                if seen.swap(since + 1, Ordering::Relaxed) == 0 {
+                    first_seen.notify_one();
+                }
                 let extensions = request.extensions_mut();
                 // Handlers that need the client's address read `ConnectInfo`.
                 extensions.insert(ConnectInfo(peer));
@@ -393,22 +399,26 @@ impl Accepted {
             // then (a client that sends nothing, or an HTTP/2 preface and
             // nothing after it) the connection would be held for ever. So the
             // first request must arrive within the header timeout too.
-            let deadline = match last_request.load(Ordering::Relaxed) {
+            let deadline = |last: u64| match last {
                 0 => started + self.timeouts.header,
                 last => started + Duration::from_millis(last - 1) + self.timeouts.idle,
             };
             tokio::select! {
                 ended = conn.as_mut() => break ended,
+                () = first_request.notified(), if !closing => {}
                 _ = self.closing.changed(), if !closing => {
                     conn.as_mut().graceful_shutdown();
                     closing = true;
                 }
-                () = tokio::time::sleep_until(deadline), if !closing => {
-                    if last_request.load(Ordering::Relaxed) == 0 {
+                () = tokio::time::sleep_until(deadline(last_request.load(Ordering::Relaxed))), if !closing => {
+                    // Requests may have begun since this sleep started: the
+                    // deadline is worked out again from the latest one.
+                    let last = last_request.load(Ordering::Relaxed);
+                    if last == 0 {
                         tracing::debug!(%peer, "no request within the header timeout: connection closed");
                         return;
                     }
-                    if tokio::time::Instant::now() >= deadline {
+                    if tokio::time::Instant::now() >= deadline(last) {
                         tracing::debug!(%peer, "idle: connection closed");
                         conn.as_mut().graceful_shutdown();
                         closing = true;

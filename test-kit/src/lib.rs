@@ -9,6 +9,7 @@
 //! to the server (systemd socket activation), so no port is ever freed and
 //! guessed to be free.
 
+pub mod h2;
 pub mod raw;
 
 use std::io::{BufRead, BufReader, Read, Write};

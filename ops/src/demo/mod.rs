@@ -1,7 +1,8 @@
 //! `hlscdn demo`: a whole cluster on loopback, as real child processes: the
 //! origin publishing the demo streams into a `file://` store, two routers
 //! (peers of each other), three edges (seeded with both routers), the
-//! dashboard, and with `--autoscale` the local autoscaler.
+//! dashboard, and with `--autoscale` the local autoscaler. With `--tls`
+//! every server speaks HTTPS with certificates of a CA made for the run.
 //!
 //! Ports (`--base-port B`, default 8000): origin B, routers B+80 and B+81,
 //! dashboard B+90, edges B+1001, B+1002, …; edges the autoscaler adds follow
@@ -81,6 +82,10 @@ pub struct Args {
     /// Build the binaries with cargo before starting, even if they exist.
     #[arg(long)]
     pub build: bool,
+    /// Serve everything over HTTPS (HTTP/2 and HTTP/1.1) with certificates of a
+    /// CA made for this run (in `<data dir>/tls/`); prints how to trust it.
+    #[arg(long, conflicts_with = "autoscale")]
+    pub tls: bool,
 }
 
 impl Args {
@@ -95,8 +100,10 @@ impl Args {
     }
 }
 
-fn url(port: u16) -> String {
-    format!("http://127.0.0.1:{port}")
+/// The URL of a demo server on `port`: `https://` with `--tls`.
+fn url(tls: bool, port: u16) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://127.0.0.1:{port}")
 }
 
 /// Runs `hlscdn demo` until Ctrl-C or SIGTERM.
@@ -141,7 +148,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         children.push((role, Supervised::start(spec, group.clone(), events_tx.clone())));
     }
 
-    let first_router = url(plan.layout.routers()[0]);
+    let first_router = url(args.tls, plan.layout.routers()[0]);
+    if let Some(ca) = &plan.ca_file {
+        // This process waits on the servers' `/readyz` over https too.
+        crate::api::trust(runtime::tls::ClientTls::load(Some(ca), None, None).map_err(anyhow::Error::msg)?);
+    }
     let mut shutdown = std::pin::pin!(runtime::server::shutdown_signal());
     let startup = tokio::select! {
         ready = startup::wait_ready(&ready_urls, &first_router, usize::from(args.edges), &mut events, &logs) => ready,
@@ -155,11 +166,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             drop(events_tx);
             report::print_banner(
                 &plan.layout,
-                args.edges,
+                &args,
                 &plan.fleet_token,
                 &data,
                 started.elapsed(),
-                args.autoscale,
+                plan.ca_file.as_deref(),
             );
             loop {
                 tokio::select! {

@@ -31,6 +31,8 @@ pub(super) struct Plan {
     pub(super) layout: Layout,
     pub(super) specs: Vec<Child>,
     pub(super) fleet_token: String,
+    /// With `--tls`: the CA certificate clients must trust.
+    pub(super) ca_file: Option<PathBuf>,
 }
 
 /// How long an edge gets to finish its drain after SIGTERM, seconds.
@@ -45,6 +47,9 @@ struct Common<'a> {
     logs: PathBuf,
     /// The fleet token and signing key, passed in the environment.
     secrets: Vec<(String, String)>,
+    /// With `--tls`: every child's certificate, key and CA file, passed in
+    /// the environment (`HLSCDN_TLS_*`).
+    tls_env: Vec<(String, String)>,
     origin: String,
     routers: Vec<String>,
     capacity: Option<u64>,
@@ -65,7 +70,7 @@ impl Common<'_> {
             name: name.to_owned(),
             program: program.to_owned(),
             args,
-            envs: envs.to_vec(),
+            envs: envs.iter().chain(&self.tls_env).cloned().collect(),
             log: self.logs.join(format!("{name}.log")),
             restart,
             stop_timeout: Duration::from_secs(stop),
@@ -92,6 +97,12 @@ pub(super) fn plan(args: &Args, bins: &BTreeMap<&str, PathBuf>, data: &Path) -> 
     let fleet_token = crate::random_secret();
     let signing_key = format!("demo:{}", crate::random_secret());
     let hlscdn = std::env::current_exe()?;
+    let (ca_file, tls_env) = if args.tls {
+        let (ca, env) = local_ca(&data.join("tls"))?;
+        (Some(ca), env)
+    } else {
+        (None, Vec::new())
+    };
     let cx = Common {
         args,
         layout,
@@ -100,8 +111,9 @@ pub(super) fn plan(args: &Args, bins: &BTreeMap<&str, PathBuf>, data: &Path) -> 
             ("HLSCDN_FLEET_TOKEN".to_owned(), fleet_token.clone()),
             ("HLSCDN_SIGNING_KEYS".to_owned(), signing_key),
         ],
-        origin: url(layout.origin()),
-        routers: layout.routers().iter().map(|&p| url(p)).collect(),
+        tls_env,
+        origin: url(args.tls, layout.origin()),
+        routers: layout.routers().iter().map(|&p| url(args.tls, p)).collect(),
         capacity: args
             .capacity_bps
             .or(args.autoscale.then_some(AUTOSCALE_CAPACITY_BPS)),
@@ -133,7 +145,30 @@ pub(super) fn plan(args: &Args, bins: &BTreeMap<&str, PathBuf>, data: &Path) -> 
         layout,
         specs,
         fleet_token,
+        ca_file,
     })
+}
+
+/// Makes a CA for this run in `dir` and one certificate of it for every
+/// server (loopback's names): the CA file, and the `HLSCDN_TLS_*`
+/// variables that make a child serve with the certificate and trust the CA.
+fn local_ca(dir: &Path) -> anyhow::Result<(PathBuf, Vec<(String, String)>)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let ca = runtime::tls::LocalCa::new("hlscdn demo CA").map_err(anyhow::Error::msg)?;
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).with_context(|| format!("writing {}", ca_file.display()))?;
+    let (cert, key) = ca
+        .write(dir, "server", &["localhost", "127.0.0.1", "::1"])
+        .with_context(|| format!("writing the server certificate in {}", dir.display()))?;
+    let env = [
+        ("HLSCDN_TLS_CERT", &cert),
+        ("HLSCDN_TLS_KEY", &key),
+        ("HLSCDN_TLS_CA_FILE", &ca_file),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.display().to_string()))
+    .collect();
+    Ok((ca_file, env))
 }
 
 /// Owned copies of `v`, for flags spelled out as literals.
@@ -180,7 +215,7 @@ fn routers(cx: &Common, program: &Path, config: Option<&Path>) -> Vec<Child> {
                 "--listen".to_owned(),
                 format!("127.0.0.1:{port}"),
                 "--public-url".into(),
-                url(*port),
+                url(cx.args.tls, *port),
                 "--origin".into(),
                 cx.origin.clone(),
             ];
@@ -201,7 +236,7 @@ fn routers(cx: &Common, program: &Path, config: Option<&Path>) -> Vec<Child> {
                 Restart::Always,
                 STOP_SECS,
             );
-            (Role::Router, spec, Some(url(*port)))
+            (Role::Router, spec, Some(url(cx.args.tls, *port)))
         })
         .collect()
 }
@@ -227,7 +262,7 @@ fn edges(cx: &Common, program: &Path) -> Vec<Child> {
                 "--id".into(),
                 id.clone(),
                 "--public-url".into(),
-                url(port),
+                url(cx.args.tls, port),
                 "--origin".into(),
                 cx.origin.clone(),
             ];
@@ -244,7 +279,7 @@ fn edges(cx: &Common, program: &Path) -> Vec<Child> {
                 Restart::UnlessClean,
                 EDGE_STOP_SECS,
             );
-            (Role::Edge, spec, Some(url(port)))
+            (Role::Edge, spec, Some(url(cx.args.tls, port)))
         })
         .collect()
 }
@@ -263,7 +298,11 @@ fn dashboard(cx: &Common, hlscdn: &Path) -> Child {
         Restart::Always,
         STOP_SECS,
     );
-    (Role::Dashboard, spec, Some(url(cx.layout.dashboard())))
+    (
+        Role::Dashboard,
+        spec,
+        Some(url(cx.args.tls, cx.layout.dashboard())),
+    )
 }
 
 /// `hlscdn autoscale --local`, starting edges like the base ones after them.
@@ -329,6 +368,7 @@ mod tests {
             capacity_bps: None,
             data_dir: None,
             build: false,
+            tls: false,
         };
         let plan = plan(&args, &bins, dir.path()).expect("plan");
         let names: Vec<&str> = plan.specs.iter().map(|(_, s, _)| s.name.as_str()).collect();

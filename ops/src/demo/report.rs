@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Layout, url};
+use super::{Args, Layout, url};
 use crate::supervisor::Event;
 
 /// Prints what the supervisor reports about a child.
@@ -37,15 +37,17 @@ pub(super) fn print_event(event: &Event, logs: &Path) {
     }
 }
 
-/// Prints where everything listens, once the cluster is up.
+/// Prints where everything listens, once the cluster is up; with `--tls`,
+/// `ca` is the CA file and how to trust it is printed too.
 pub(super) fn print_banner(
     layout: &Layout,
-    edges: u16,
+    args: &Args,
     token: &str,
     data: &Path,
     took: Duration,
-    autoscale: bool,
+    ca: Option<&Path>,
 ) {
+    let url = |port| url(args.tls, port);
     let dashboard = url(layout.dashboard());
     let routers: Vec<String> = layout.routers().iter().map(|&p| url(p)).collect();
     println!("hlscdn demo is up in {:.1} s", took.as_secs_f64());
@@ -56,7 +58,7 @@ pub(super) fn print_banner(
         "  play:        {}/live/demo-1/master.m3u8 (any HLS player)",
         routers[0]
     );
-    let edge_list: Vec<String> = (0..edges)
+    let edge_list: Vec<String> = (0..args.edges)
         .map(|i| format!("edge-{} {}", i + 1, url(layout.edge(i))))
         .collect();
     println!("  edges:       {}", edge_list.join(", "));
@@ -65,16 +67,35 @@ pub(super) fn print_banner(
         url(layout.origin()),
         data.display()
     );
-    if autoscale {
+    if args.autoscale {
         println!(
             "  autoscale:   on; added edges start at {}",
             url(layout.first_extra_edge())
         );
     }
+    if let Some(ca) = ca {
+        let ca = ca.display();
+        println!("  tls:         HTTPS with HTTP/2 everywhere; certificates of a CA made for this run: {ca}");
+        println!(
+            "               curl --cacert {ca} {}/live/demo-1/master.m3u8",
+            routers[0]
+        );
+        println!(
+            "               ffmpeg -ca_file {ca} -i {}/live/demo-1/master.m3u8 -t 10 -f null -",
+            routers[0]
+        );
+        println!(
+            "               Chromium/Chrome on Linux: certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n hlscdn-demo -i {ca}"
+        );
+        println!("               (certutil is in libnss3-tools; docs/TLS.md has macOS and Firefox)");
+    }
     println!("  fleet token: {token}");
-    println!("  try:         hlscdn status --router {}", routers[0]);
+    let trust = ca
+        .map(|ca| format!(" --tls-ca-file {}", ca.display()))
+        .unwrap_or_default();
+    println!("  try:         hlscdn status --router {}{trust}", routers[0]);
     println!(
-        "               hlscdn drain edge-2 --router {} --fleet-token {token}",
+        "               hlscdn drain edge-2 --router {} --fleet-token {token}{trust}",
         routers[0]
     );
     println!("Ctrl-C stops everything (edges drain first).");

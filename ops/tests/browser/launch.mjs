@@ -7,12 +7,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 
-export async function launchChromium(executablePath, viewport) {
+// `env`: the browser's environment (e.g. a HOME whose NSS db trusts a CA).
+export async function launchChromium(executablePath, viewport, env = undefined) {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'hlscdn-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath,
     headless: true,
     viewport,
+    env,
     args: [
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
