@@ -109,7 +109,8 @@ pub struct LocalArgs {
     /// Egress capacity each edge advertises, bits/s.
     #[arg(long, env = "HLSCDN_CAPACITY_BPS")]
     pub capacity_bps: Option<u64>,
-    /// Extra flag for every edge (e.g. `--edge-arg=--drain-quiet=2s`); repeatable.
+    /// Extra flag for every edge (e.g. `--edge-arg=--drain-quiet=2s`); repeatable. With
+    /// `--edge-arg=--tls-cert=FILE` among them the edges serve HTTPS and their URLs are https.
     #[arg(
         long = "edge-arg",
         value_name = "ARG",
@@ -505,7 +506,12 @@ async fn run_local(
 
 fn edge_url(local: &LocalArgs, slot: u32) -> String {
     let port = u32::from(local.first_port) + slot;
-    format!("http://{}:{port}", local.host)
+    let tls = local
+        .edge_args
+        .iter()
+        .any(|a| a == "--tls-cert" || a.starts_with("--tls-cert="));
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{}:{port}", local.host)
 }
 
 fn edge_spec(

@@ -265,7 +265,8 @@ impl RouterState {
             Choice::NoEdge => {
                 metrics::choice(None);
                 match (self.no_edge, self.origin_public_url.as_deref()) {
-                    (NoEdge::Origin, Some(origin)) => Ok(Placement {
+                    // Not a plain-http origin for an https viewer: no mixed content.
+                    (NoEdge::Origin, Some(origin)) if !pick.https || is_https(origin) => Ok(Placement {
                         base: origin,
                         edge: None,
                     }),
@@ -460,6 +461,12 @@ async fn playlist(State(state): State<Arc<RouterState>>, request: Request) -> Re
     let minted = session_of(placement.edge.unwrap_or_default());
     let signed = state.playlist_media_query(&playlist, &key, session.as_ref(), now_unix);
     render(&state, &playlist, &placement, &minted, signed.as_deref(), head)
+}
+
+/// Whether `url` is an https URL.
+fn is_https(url: &str) -> bool {
+    url.get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
 }
 
 /// Whether the viewer reached this router over https: over its own TLS, or

@@ -122,11 +122,10 @@ async fn a_player_follows_master_variant_and_segments_onto_edges() {
         );
     }
 
-    // Behind a proxy: the host the player used, and https when it says so.
+    // Behind a proxy: the host the player used.
     let proxied = client()
         .get(master_url.as_str())
         .header("host", "cdn.example:8443")
-        .header("x-forwarded-proto", "https")
         .send()
         .await
         .expect("master")
@@ -134,15 +133,30 @@ async fn a_player_follows_master_variant_and_segments_onto_edges() {
         .await
         .expect("body");
     assert!(
-        proxied.contains("SERVER-URI=\"https://cdn.example:8443/steer/live/demo-1?s="),
+        proxied.contains("SERVER-URI=\"http://cdn.example:8443/steer/live/demo-1?s="),
         "{proxied}"
     );
     assert!(
         proxied
             .lines()
             .filter(|l| !l.starts_with('#'))
-            .all(|l| l.starts_with("https://cdn.example:8443/live/demo-1/")),
+            .all(|l| l.starts_with("http://cdn.example:8443/live/demo-1/")),
         "{proxied}"
+    );
+    // A proxy that says the player came over https: these edges and the
+    // origin are plain http, so none may serve it (no mixed content).
+    let https = client()
+        .get(master_url.as_str())
+        .header("host", "cdn.example:8443")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .expect("master");
+    assert_eq!(
+        https.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{:?}",
+        https.text().await
     );
 
     // A session and a steering ticket are bound to their stream.

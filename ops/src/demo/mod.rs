@@ -84,7 +84,7 @@ pub struct Args {
     pub build: bool,
     /// Serve everything over HTTPS (HTTP/2 and HTTP/1.1) with certificates of a
     /// CA made for this run (in `<data dir>/tls/`); prints how to trust it.
-    #[arg(long, conflicts_with = "autoscale")]
+    #[arg(long)]
     pub tls: bool,
 }
 

@@ -340,6 +340,12 @@ fn autoscaler(cx: &Common, hlscdn: &Path, edge_bin: &Path) -> Child {
     for flag in edge_flags() {
         scaler.push(format!("--edge-arg={flag}"));
     }
+    // The edges it starts serve HTTPS like the base ones (their URLs follow).
+    for (key, flag) in [("HLSCDN_TLS_CERT", "--tls-cert"), ("HLSCDN_TLS_KEY", "--tls-key")] {
+        if let Some((_, file)) = cx.tls_env.iter().find(|(k, _)| k == key) {
+            scaler.push(format!("--edge-arg={flag}={file}"));
+        }
+    }
     let mut autoscaler = cx.spec(
         "autoscaler",
         hlscdn,
@@ -368,7 +374,7 @@ mod tests {
             capacity_bps: None,
             data_dir: None,
             build: false,
-            tls: false,
+            tls: true,
         };
         let plan = plan(&args, &bins, dir.path()).expect("plan");
         let names: Vec<&str> = plan.specs.iter().map(|(_, s, _)| s.name.as_str()).collect();
@@ -387,7 +393,7 @@ mod tests {
         );
         let router = &plan.specs[1].1;
         let joined = router.args.join(" ");
-        assert!(joined.contains("--peer http://127.0.0.1:18081"), "{joined}");
+        assert!(joined.contains("--peer https://127.0.0.1:18081"), "{joined}");
         assert!(
             !joined.contains(&plan.fleet_token),
             "secrets travel in the environment"
@@ -411,8 +417,8 @@ mod tests {
         );
         let edge = plan.specs[4].1.args.join(" ");
         assert!(
-            edge.contains("--id edge-2 --public-url http://127.0.0.1:19002")
-                && edge.contains("--router http://127.0.0.1:18080 --router http://127.0.0.1:18081")
+            edge.contains("--id edge-2 --public-url https://127.0.0.1:19002")
+                && edge.contains("--router https://127.0.0.1:18080 --router https://127.0.0.1:18081")
                 && edge.contains("--capacity-bps=2000000"),
             "{edge}"
         );
@@ -421,5 +427,27 @@ mod tests {
             scaler.contains("--first-port 19004 --id-prefix edge- --first-index 4"),
             "{scaler}"
         );
+        // --tls: every child serves and trusts the run's CA; added edges too.
+        let tls = dir.path().join("tls");
+        assert!(
+            scaler.contains(&format!(
+                "--edge-arg=--tls-cert={}",
+                tls.join("server.pem").display()
+            )),
+            "{scaler}"
+        );
+        for (_, spec, ready) in &plan.specs {
+            let has = |key: &str| spec.envs.iter().any(|(k, _)| k == key);
+            assert!(
+                has("HLSCDN_TLS_CERT") && has("HLSCDN_TLS_CA_FILE"),
+                "{}",
+                spec.name
+            );
+            assert!(
+                ready.as_deref().is_none_or(|u| u.starts_with("https://")),
+                "{ready:?}"
+            );
+        }
+        assert_eq!(plan.ca_file.as_deref(), Some(tls.join("ca.pem").as_path()));
     }
 }
