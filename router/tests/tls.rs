@@ -52,6 +52,14 @@ fn trusting(ca: &Path) -> reqwest::Client {
         .expect("client")
 }
 
+/// `GET url` as JSON; `Null` when it does not answer JSON.
+async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
+    match http.get(url).send().await {
+        Ok(answer) => answer.json().await.unwrap_or_default(),
+        Err(_) => serde_json::Value::Null,
+    }
+}
+
 /// Every URI of a playlist: its non-tag lines and its `URI="…"` attributes.
 fn uris(playlist: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -186,26 +194,11 @@ async fn the_fleet_over_https_speaks_h2_and_gives_https_viewers_only_https_urls(
     // The edge's ads reach the router over https (the edge verifies it).
     let http = trusting(&pki.ca_file);
     let explain = router.url("/api/v1/explain?path=/live/demo-1/master.m3u8&https=true");
-    eventually(Duration::from_secs(10), "the https edge is chosen", || {
-        let http = http.clone();
-        let explain = explain.clone();
-        async move {
-            let Ok(answer) = http.get(&explain).send().await else {
-                return false;
-            };
-            let json: serde_json::Value = answer.json().await.unwrap_or_default();
-            json["chosen"] == "secure"
-        }
+    eventually(Duration::from_secs(10), "the https edge is chosen", || async {
+        get_json(&http, &explain).await["chosen"] == "secure"
     })
     .await;
-    let json: serde_json::Value = http
-        .get(&explain)
-        .send()
-        .await
-        .expect("explain")
-        .json()
-        .await
-        .expect("json");
+    let json = get_json(&http, &explain).await;
     let plain = json["explanation"]["candidates"]
         .as_array()
         .expect("candidates")
@@ -415,30 +408,15 @@ async fn under_mutual_tls_an_edge_speaks_only_with_a_certificate_that_names_it()
 
     let http = trusting(&pki.ca_file);
     let edges_url = router.url("/api/v1/edges");
-    eventually(Duration::from_secs(10), "edge-a is fresh", || {
-        let http = http.clone();
-        let url = edges_url.clone();
-        async move {
-            let Ok(answer) = http.get(&url).send().await else {
-                return false;
-            };
-            let view: serde_json::Value = answer.json().await.unwrap_or_default();
-            view["edges"]
-                .as_array()
-                .is_some_and(|edges| edges.iter().any(|e| e["id"] == "edge-a" && e["fresh"] == true))
-        }
+    eventually(Duration::from_secs(10), "edge-a is fresh", || async {
+        get_json(&http, &edges_url).await["edges"]
+            .as_array()
+            .is_some_and(|edges| edges.iter().any(|e| e["id"] == "edge-a" && e["fresh"] == true))
     })
     .await;
     // Several heartbeats later, the other two are still unknown.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let view: serde_json::Value = http
-        .get(&edges_url)
-        .send()
-        .await
-        .expect("edges")
-        .json()
-        .await
-        .expect("json");
+    let view = get_json(&http, &edges_url).await;
     let ids: Vec<&str> = view["edges"]
         .as_array()
         .expect("edges")

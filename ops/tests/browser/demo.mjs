@@ -11,6 +11,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { sleep, until } from './checks.mjs';
 import { launchChromium } from './launch.mjs';
 
 const env = (name, fallback) => {
@@ -26,21 +27,10 @@ const HLSCDN_BIN = env('HLSCDN_BIN');
 const ARTIFACTS = env('ARTIFACTS_DIR');
 const CHROMIUM = env('CHROMIUM', '/usr/bin/chromium');
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const log = (...args) => console.log(`[${new Date().toISOString().slice(11, 23)}]`, ...args);
 function check(condition, message) {
   if (!condition) throw new Error('check failed: ' + message);
   log('ok:', message);
-}
-async function until(what, fn, timeoutMs, stepMs = 200) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < deadline) {
-    last = await fn();
-    if (last) return last;
-    await sleep(stepMs);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
 fs.mkdirSync(ARTIFACTS, { recursive: true });

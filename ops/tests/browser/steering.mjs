@@ -33,6 +33,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { checklist, hardLimit, sleep, until } from './checks.mjs';
 import { launchChromium } from './launch.mjs';
 
 const env = (name, fallback) => {
@@ -63,31 +64,8 @@ const LIBRARY = {
 const VERSION = JSON.parse(fs.readFileSync(path.join(OPS, 'node_modules',
   PLAYER === 'hlsjs' ? 'hls.js' : 'shaka-player', 'package.json'), 'utf8')).version;
 
-// Hard stop: every wait below is bounded, this is the last resort.
-const HARD_LIMIT_MS = (PLAY_SECONDS + 60) * 1000;
-setTimeout(() => {
-  console.error(`steering.mjs: still running after ${HARD_LIMIT_MS} ms; giving up`);
-  process.exit(3);
-}, HARD_LIMIT_MS).unref();
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const started = Date.now();
-const stamp = () => `[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s]`;
-const log = (...args) => console.error(stamp(), ...args);
-const failures = [];
-function check(condition, message) {
-  if (condition) log('ok:', message);
-  else { log('FAILED:', message); failures.push(message); }
-}
-async function until(what, fn, timeoutMs, stepMs = 200) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await fn();
-    if (value) return value;
-    await sleep(stepMs);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
+hardLimit('steering.mjs', (PLAY_SECONDS + 60) * 1000);
+const { log, check, failures } = checklist();
 
 // ---- The plain page: the library's dist file and a few lines that start it
 // with its default config and record what it reports. ----

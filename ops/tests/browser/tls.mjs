@@ -31,6 +31,7 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { checklist, hardLimit, sleep, until } from './checks.mjs';
 import { launchChromium } from './launch.mjs';
 
 const env = (name, fallback) => {
@@ -50,29 +51,8 @@ const MIN_PROGRESS = Number(env('MIN_PROGRESS', '0.8'));
 const OPS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const HLSJS = path.join(OPS, 'node_modules/hls.js/dist/hls.js');
 
-const HARD_LIMIT_MS = (PLAY_SECONDS + 90) * 1000;
-setTimeout(() => {
-  console.error(`tls.mjs: still running after ${HARD_LIMIT_MS} ms; giving up`);
-  process.exit(3);
-}, HARD_LIMIT_MS).unref();
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const started = Date.now();
-const log = (...args) => console.error(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s]`, ...args);
-const failures = [];
-function check(condition, message) {
-  if (condition) log('ok:', message);
-  else { log('FAILED:', message); failures.push(message); }
-}
-async function until(what, fn, timeoutMs, stepMs = 200) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await fn();
-    if (value) return value;
-    await sleep(stepMs);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
+hardLimit('tls.mjs', (PLAY_SECONDS + 90) * 1000);
+const { log, check, failures } = checklist();
 
 // ---- A HOME whose NSS database trusts the demo's CA (certutil, libnss3-tools). ----
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'hlscdn-tls-home-'));
