@@ -2,9 +2,10 @@
 # Installs what the tests need on a fresh Debian machine, and nothing that is
 # already there: ffmpeg/ffprobe (a real HLS packager and prober), moto
 # (a real S3-protocol server), chromium (the browser tests of the ops
-# dashboard and player), certutil (to trust a test CA in Chromium),
-# Node.js + npm and the ops front-end packages (hls.js, embedded in the hlscdn binary; shaka-player, played by the steering browser
-# test; and playwright-core, which drives chromium).
+# dashboard and player), curl, certutil (to trust a test CA in Chromium),
+# Node.js + npm and the ops front-end packages (hls.js, embedded in the
+# hlscdn binary; shaka-player, played by the steering browser test; and
+# playwright-core, which drives chromium).
 # Safe to run again.
 set -euo pipefail
 
@@ -16,7 +17,9 @@ command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || need_apt+=(ffmpeg)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
-# certutil: the TLS browser test trusts the demo's CA in Chromium's NSS db.
+# curl: the TLS tests' HTTP/2 client. certutil: the TLS browser test trusts
+# the demo's CA in Chromium's NSS db.
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v certutil >/dev/null 2>&1 || need_apt+=(libnss3-tools)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
