@@ -1,44 +1,104 @@
 #!/usr/bin/env bash
-# Rewritten media playlists served per second by one router, against nginx
-# serving the same bytes as a static file; same load tool (wrk), same
-# connections, same machine, one run.
+# Rewritten media playlists served by one router, against nginx serving the
+# same bytes as a static file: same load tool (wrk), same connections, same
+# machine, one run.
+#
+# The router answers per viewer: SESSIONS distinct sessions (default 10 000,
+# each minted by a real master request) rotate through a wrk Lua script, so
+# every request reads its session, chooses the edge, signs the token and
+# renders the template. nginx serves a static copy of one such answer.
+#
+# The servers are pinned to SERVER_CORES cores (default: 1) and wrk to the
+# others with taskset; the two servers alternate over ROUNDS rounds (default
+# 3) and the median ratio is reported. Two figures per run: requests per
+# second, and the server's CPU time per request (utime + stime from /proc),
+# which is the one to compare on a small machine where wrk saturates first.
+#
 # Usage: ops/bench/router.sh [seconds] [connections]
-# Needs: nginx, wrk (apt-get install nginx wrk).
+#        SERVER_CORES=4 ROUNDS=3 SESSIONS=10000 ops/bench/router.sh 8 256
+# Needs: nginx, wrk, curl, bc, taskset (apt-get install nginx wrk curl bc util-linux).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECS=${1:-10}
 CONNS=${2:-32}
+ROUNDS=${ROUNDS:-3}
+SESSIONS=${SESSIONS:-10000}
+SERVER_CORES=${SERVER_CORES:-1}
+CORES=$(nproc)
+if [ "$CORES" -le "$SERVER_CORES" ]; then
+  echo "bench: $CORES cores; SERVER_CORES=$SERVER_CORES leaves none for wrk" >&2; exit 1
+fi
+server_cpus="0-$((SERVER_CORES - 1))"
+load_cpus="$SERVER_CORES-$((CORES - 1))"
+load_threads=$((CORES - SERVER_CORES))
 cargo build --release -q -p origin-store -p router
 work=$(mktemp -d)
 chmod 755 "$work"
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+. ops/bench/lib.sh
+ORIGIN_PORT=$(free_port)
+ROUTER_PORT=$(free_port)
+NGINX_PORT=$(free_port)
 mkdir -p "$work/static"
 
-./target/release/hlscdn-origin --listen 127.0.0.1:18491 --store "file://$work/store" --publish-demo \
+./target/release/hlscdn-origin --listen "127.0.0.1:$ORIGIN_PORT" --store "file://$work/store" --publish-demo \
   > "$work/origin.log" 2>&1 &
-./target/release/hlscdn-router --listen 127.0.0.1:18492 --origin http://127.0.0.1:18491 \
+taskset -c "$server_cpus" ./target/release/hlscdn-router --listen "127.0.0.1:$ROUTER_PORT" \
+  --origin "http://127.0.0.1:$ORIGIN_PORT" \
   --fleet-token bench-fleet-token-0123456789 --signing-key k1:bench-signing-secret-0123456789 \
   --edge edge-1=http://127.0.0.1:19001 --edge edge-2=http://127.0.0.1:19002 --edge edge-3=http://127.0.0.1:19003 \
   > "$work/router.log" 2>&1 &
-sed -e "s#ROOT#$work/static#" -e "s#PORT#18493#" -e "s#PREFIX#$work#g" ops/bench/nginx-static.conf > "$work/nginx.conf"
-sed -i 's#types { video/mp2t ts; }#types { application/vnd.apple.mpegurl m3u8; }#' "$work/nginx.conf"
-nginx -c "$work/nginx.conf" -p "$work" &
-sleep 1
+router_pid=$!
+sed -e "s#ROOT#$work/static#" -e "s#PORT#$NGINX_PORT#" -e "s#PREFIX#$work#g" \
+  -e "s#worker_processes auto;#worker_processes $SERVER_CORES;#" \
+  -e 's#types { video/mp2t ts; }#types { application/vnd.apple.mpegurl m3u8; }#' \
+  ops/bench/nginx-static.conf > "$work/nginx.conf"
+taskset -c "$server_cpus" nginx -c "$work/nginx.conf" -p "$work" &
+nginx_master=$!
+for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$ROUTER_PORT/live/demo-1/master.m3u8" && break; sleep 0.1; done
 
-# A viewer's media playlist URL, as the master gives it (with its session).
-variant=$(curl -sf http://127.0.0.1:18492/live/demo-1/master.m3u8 | grep -v '^#' | head -1)
-case "$variant" in http*) media=$variant ;; *) media="http://127.0.0.1:18492/live/demo-1/$variant" ;; esac
-curl -sf "$media" > "$work/static/index.m3u8"
+# SESSIONS viewers: each master request mints a session; its first variant's
+# media playlist URL (path and query) is one line of the rotation.
+seq "$SESSIONS" | xargs -P 8 -I{} sh -c \
+  "curl -sf http://127.0.0.1:$ROUTER_PORT/live/demo-1/master.m3u8 | grep -v '^#' | head -1" \
+  | sed -e "s#^https\?://[^/]*##" -e "s#^\([^/]\)#/live/demo-1/\1#" > "$work/paths.txt"
+echo "sessions: $(sort -u "$work/paths.txt" | wc -l) distinct media playlist URLs"
+first=$(head -1 "$work/paths.txt")
+curl -sf "http://127.0.0.1:$ROUTER_PORT$first" > "$work/static/index.m3u8"
 echo "media playlist: $(wc -c < "$work/static/index.m3u8") bytes, $(grep -c '^#EXTINF' "$work/static/index.m3u8") segments"
+cat > "$work/rotate.lua" <<EOF
+local paths, i = {}, 0
+for line in io.lines("$work/paths.txt") do paths[#paths + 1] = line end
+request = function()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+EOF
 
-run() {
-  curl -sf -o /dev/null "$1" || { echo "bench: $1 does not answer 200" >&2; exit 1; }
-  wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "$1" | tee "$work/$2.txt"; }
-echo "== nginx (static copy of the rewritten playlist)"; run http://127.0.0.1:18493/index.m3u8 nginx
-echo "== hlscdn-router (rewriting per request)"; run "$media" router
-
-rps() { awk '/Requests\/sec/ {print $2}' "$work/$1.txt"; }
-p99() { awk '/ 99%/ {print $2}' "$work/$1.txt"; }
+ticks() { # CPU ticks (1/100 s) of these processes
+  local total=0 pid
+  for pid in "$@"; do total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done
+  echo "$total"
+}
+run() { # name pids url [script] -> "req/s µs-per-request p99"
+  local name=$1 pids=$2 url=$3 script=${4:-} before after out count
+  before=$(ticks $pids)
+  out=$(taskset -c "$load_cpus" wrk -t"$load_threads" -c"$CONNS" -d"${SECS}s" --latency ${script:+-s "$script"} "$url")
+  after=$(ticks $pids)
+  echo "$out" > "$work/$name.txt"
+  count=$(echo "$out" | awk '/requests in/ {print $1}')
+  echo "$(echo "$out" | awk '/Requests\/sec/ {print $2}') $(echo "($after - $before) * 10000 / $count" | bc -l) $(echo "$out" | awk '/ 99%/ {print $2}')"
+}
+results="$work/results.txt"
+for round in $(seq "$ROUNDS"); do
+  read -r n_rps n_us n_p99 < <(run "nginx-$round" "$nginx_master $(pgrep -P "$nginx_master" | tr '\n' ' ')" \
+    "http://127.0.0.1:$NGINX_PORT/index.m3u8")
+  read -r r_rps r_us r_p99 < <(run "router-$round" "$router_pid" "http://127.0.0.1:$ROUTER_PORT/" "$work/rotate.lua")
+  printf 'round %s: router %s req/s (%.1f µs CPU, p99 %s)  nginx %s req/s (%.1f µs CPU, p99 %s)\n' \
+    "$round" "$r_rps" "$r_us" "$r_p99" "$n_rps" "$n_us" "$n_p99"
+  echo "$(echo "$r_rps / $n_rps" | bc -l) $(echo "$n_us / $r_us" | bc -l)" >> "$results"
+done
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 echo
-printf 'router/nginx requests/s ratio: %.2f  (router %s req/s, nginx %s req/s; p99 router %s, nginx %s)\n' \
-  "$(echo "$(rps router) / $(rps nginx)" | bc -l)" "$(rps router)" "$(rps nginx)" "$(p99 router)" "$(p99 nginx)"
+printf 'router/nginx on %s server core(s), %s sessions, median of %s rounds: requests/s %.2f, per-request CPU (nginx µs / router µs) %.2f\n' \
+  "$SERVER_CORES" "$SESSIONS" "$ROUNDS" "$(awk '{print $1}' "$results" | median)" "$(awk '{print $2}' "$results" | median)"
