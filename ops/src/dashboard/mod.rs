@@ -253,6 +253,9 @@ struct ExplainQuery {
     session: Option<String>,
     group: Option<String>,
     bandwidth: Option<u64>,
+    /// The viewer is on https: plain-http edges cannot serve it.
+    #[serde(default)]
+    https: bool,
 }
 
 /// Passes the question on to a router of the fleet (never to any other
@@ -276,6 +279,9 @@ async fn explain(State(watcher): State<Arc<Watcher>>, Query(query): Query<Explai
         }
         if let Some(bandwidth) = query.bandwidth {
             pairs.append_pair("bandwidth", &bandwidth.to_string());
+        }
+        if query.https {
+            pairs.append_pair("https", "true");
         }
     }
     match watcher.client().get(url.as_str()).send().await {
