@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # Edge cache-hit throughput for 200 KiB and 2 MiB segments, against nginx
 # serving the same objects as proxy_cache hits (ops/bench/nginx-proxy-cache.conf,
-# once with sendfile on and once off; the ratio is against the faster),
-# with the same load tool (wrk), connections and duration, in one run. All
-# sit in front of the same hlscdn-origin; every measured request is a hit.
+# once with sendfile on and once off; the ratio is against the better of
+# the two), with the same load tool (wrk), connections and duration, in one
+# run. All sit in front of the same hlscdn-origin; every measured request
+# is a hit.
+#
+# The servers are pinned to SERVER_CORES cores (default: 1) and wrk to the
+# others with taskset; the servers alternate over ROUNDS rounds (default 3)
+# and the median ratios are reported: requests per second, and the
+# server's CPU time per request (utime + stime from /proc), which is the
+# one to compare on a small machine where wrk saturates first.
 #
 # Usage: ops/bench/edge.sh [seconds] [connections]   # throughput (default 10 s, 32)
+#        SERVER_CORES=4 ROUNDS=3 ops/bench/edge.sh 8 256
 #        ops/bench/edge.sh mem [GiB]                 # RSS per cached byte at ~GiB cached (default 1)
-# Needs: nginx, wrk, curl, bc, ss (apt-get install nginx wrk curl bc iproute2).
+# Needs: nginx, wrk, curl, bc, ss, taskset (apt-get install nginx wrk curl bc iproute2 util-linux).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build --release -q -p origin-store -p edge-agent
@@ -26,7 +34,7 @@ start_origin() {
     > "$work/origin.log" 2>&1 &
 }
 start_edge() { # cache bytes
-  ./target/release/hlscdn-edge --listen "127.0.0.1:$EDGE_PORT" --id bench \
+  ${SERVER_CPUS:+taskset -c "$SERVER_CPUS"} ./target/release/hlscdn-edge --listen "127.0.0.1:$EDGE_PORT" --id bench \
     --origin "http://127.0.0.1:$ORIGIN_PORT" --cache-bytes "$1" > "$work/edge.log" 2>&1 &
   edge_pid=$!
 }
@@ -70,21 +78,24 @@ fi
 
 SECS=${1:-10}
 CONNS=${2:-32}
+ROUNDS=${ROUNDS:-3}
+split_cores
 head -c 204800 /dev/urandom > "$work/store/bench/seg-200k.ts"
 head -c 2097152 /dev/urandom > "$work/store/bench/seg-2m.ts"
 start_nginx() { # port, sendfile on|off
   local prefix="$work/nginx-$2"
   mkdir -p "$prefix"
   sed -e "s#ORIGIN_PORT#$ORIGIN_PORT#" -e "s#PORT#$1#" -e "s#PREFIX#$prefix#g" -e "s#SENDFILE#$2#" \
+    -e "s#worker_processes auto;#worker_processes $SERVER_CORES;#" \
     ops/bench/nginx-proxy-cache.conf > "$prefix/nginx.conf"
-  nginx -c "$prefix/nginx.conf" -p "$prefix" &
+  taskset -c "$SERVER_CPUS" nginx -c "$prefix/nginx.conf" -p "$prefix" &
 }
 start_origin
 start_nginx "$NGINX_PORT" on
+nginx_on=$!
 start_nginx "$NGINX_NOSF_PORT" off
+nginx_off=$!
 start_edge 1073741824
-# Both servers use every core (nginx: one worker per core; the edge: one
-# tokio worker per core); wrk shares the machine with them, equally for both.
 wait_up "http://127.0.0.1:$ORIGIN_PORT/bench/seg-200k.ts"
 wait_up "http://127.0.0.1:$EDGE_PORT/healthz"
 for seg in seg-200k seg-2m; do
@@ -92,31 +103,26 @@ for seg in seg-200k seg-2m; do
     warm "http://127.0.0.1:$port/bench/$seg.ts"
   done
 done
+nginx_pids() { echo "$1 $(pgrep -P "$1" | tr '\n' ' ')"; }
 
-run() {
-  echo "== $2"
-  wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "$1" | tee "$work/$2.txt"
-}
-for seg in seg-200k seg-2m; do
-  run "http://127.0.0.1:$NGINX_PORT/bench/$seg.ts" "nginx-sendfile-$seg"
-  run "http://127.0.0.1:$NGINX_NOSF_PORT/bench/$seg.ts" "nginx-nosendfile-$seg"
-  run "http://127.0.0.1:$EDGE_PORT/bench/$seg.ts" "edge-$seg"
-done
-
-rps() { awk '/Requests\/sec/ {print $2}' "$work/$1.txt"; }
-p99() { awk '/ 99%/ {print $2}' "$work/$1.txt"; }
-gbps() { echo "$(rps "$1") * $2 * 8 / 1000000000" | bc -l; }
-echo
-for pair in seg-200k:204800 seg-2m:2097152; do
-  seg=${pair%%:*}
-  bytes=${pair##*:}
-  best=nginx-sendfile-$seg
-  if [ "$(echo "$(rps "nginx-nosendfile-$seg") > $(rps "$best")" | bc -l)" = 1 ]; then
-    best=nginx-nosendfile-$seg
-  fi
-  for name in "edge-$seg" "nginx-sendfile-$seg" "nginx-nosendfile-$seg"; do
-    printf '  %-26s %9s req/s  %6.2f Gbit/s  p99 %s\n' "$name" "$(rps "$name")" "$(gbps "$name" "$bytes")" "$(p99 "$name")"
+results="$work/results.txt"
+for round in $(seq "$ROUNDS"); do
+  for seg in seg-200k seg-2m; do
+    read -r on_rps on_us on_p99 < <(measure "nginx-sendfile-$seg-$round" "$(nginx_pids "$nginx_on")" \
+      "http://127.0.0.1:$NGINX_PORT/bench/$seg.ts")
+    read -r off_rps off_us off_p99 < <(measure "nginx-nosendfile-$seg-$round" "$(nginx_pids "$nginx_off")" \
+      "http://127.0.0.1:$NGINX_NOSF_PORT/bench/$seg.ts")
+    read -r e_rps e_us e_p99 < <(measure "edge-$seg-$round" "$edge_pid" "http://127.0.0.1:$EDGE_PORT/bench/$seg.ts")
+    printf 'round %s %s: edge %s req/s (%.0f µs CPU, p99 %s)  nginx sendfile %s req/s (%.0f µs, p99 %s)  nginx no sendfile %s req/s (%.0f µs, p99 %s)\n' \
+      "$round" "$seg" "$e_rps" "$e_us" "$e_p99" "$on_rps" "$on_us" "$on_p99" "$off_rps" "$off_us" "$off_p99"
+    best_rps=$(echo "if ($on_rps > $off_rps) $on_rps else $off_rps" | bc -l)
+    best_us=$(echo "if ($on_us < $off_us) $on_us else $off_us" | bc -l)
+    echo "$seg $(echo "$e_rps / $best_rps" | bc -l) $(echo "$best_us / $e_us" | bc -l)" >> "$results"
   done
-  printf '%s: edge / best nginx (%s) = %.2f\n' "$seg" "$best" \
-    "$(echo "$(rps "edge-$seg") / $(rps "$best")" | bc -l)"
+done
+echo
+for seg in seg-200k seg-2m; do
+  printf 'edge/best nginx, %s, on %s server core(s), median of %s rounds: requests/s %.2f, per-request CPU (nginx µs / edge µs) %.2f\n' \
+    "$seg" "$SERVER_CORES" "$ROUNDS" "$(awk -v s="$seg" '$1 == s {print $2}' "$results" | median)" \
+    "$(awk -v s="$seg" '$1 == s {print $3}' "$results" | median)"
 done

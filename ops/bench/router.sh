@@ -16,6 +16,7 @@
 #
 # Usage: ops/bench/router.sh [seconds] [connections]
 #        SERVER_CORES=4 ROUNDS=3 SESSIONS=10000 ops/bench/router.sh 8 256
+#        PERF=router.perf ops/bench/router.sh   # also profiles the router's first round (perf record -g)
 # Needs: nginx, wrk, curl, bc, taskset (apt-get install nginx wrk curl bc util-linux).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,19 +24,12 @@ SECS=${1:-10}
 CONNS=${2:-32}
 ROUNDS=${ROUNDS:-3}
 SESSIONS=${SESSIONS:-10000}
-SERVER_CORES=${SERVER_CORES:-1}
-CORES=$(nproc)
-if [ "$CORES" -le "$SERVER_CORES" ]; then
-  echo "bench: $CORES cores; SERVER_CORES=$SERVER_CORES leaves none for wrk" >&2; exit 1
-fi
-server_cpus="0-$((SERVER_CORES - 1))"
-load_cpus="$SERVER_CORES-$((CORES - 1))"
-load_threads=$((CORES - SERVER_CORES))
 cargo build --release -q -p origin-store -p router
 work=$(mktemp -d)
 chmod 755 "$work"
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 . ops/bench/lib.sh
+split_cores
 ORIGIN_PORT=$(free_port)
 ROUTER_PORT=$(free_port)
 NGINX_PORT=$(free_port)
@@ -43,7 +37,7 @@ mkdir -p "$work/static"
 
 ./target/release/hlscdn-origin --listen "127.0.0.1:$ORIGIN_PORT" --store "file://$work/store" --publish-demo \
   > "$work/origin.log" 2>&1 &
-taskset -c "$server_cpus" ./target/release/hlscdn-router --listen "127.0.0.1:$ROUTER_PORT" \
+taskset -c "$SERVER_CPUS" ./target/release/hlscdn-router --listen "127.0.0.1:$ROUTER_PORT" \
   --origin "http://127.0.0.1:$ORIGIN_PORT" \
   --fleet-token bench-fleet-token-0123456789 --signing-key k1:bench-signing-secret-0123456789 \
   --edge edge-1=http://127.0.0.1:19001 --edge edge-2=http://127.0.0.1:19002 --edge edge-3=http://127.0.0.1:19003 \
@@ -53,7 +47,7 @@ sed -e "s#ROOT#$work/static#" -e "s#PORT#$NGINX_PORT#" -e "s#PREFIX#$work#g" \
   -e "s#worker_processes auto;#worker_processes $SERVER_CORES;#" \
   -e 's#types { video/mp2t ts; }#types { application/vnd.apple.mpegurl m3u8; }#' \
   ops/bench/nginx-static.conf > "$work/nginx.conf"
-taskset -c "$server_cpus" nginx -c "$work/nginx.conf" -p "$work" &
+taskset -c "$SERVER_CPUS" nginx -c "$work/nginx.conf" -p "$work" &
 nginx_master=$!
 for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$ROUTER_PORT/live/demo-1/master.m3u8" && break; sleep 0.1; done
 
@@ -66,39 +60,20 @@ echo "sessions: $(sort -u "$work/paths.txt" | wc -l) distinct media playlist URL
 first=$(head -1 "$work/paths.txt")
 curl -sf "http://127.0.0.1:$ROUTER_PORT$first" > "$work/static/index.m3u8"
 echo "media playlist: $(wc -c < "$work/static/index.m3u8") bytes, $(grep -c '^#EXTINF' "$work/static/index.m3u8") segments"
-cat > "$work/rotate.lua" <<EOF
-local paths, i = {}, 0
-for line in io.lines("$work/paths.txt") do paths[#paths + 1] = line end
-request = function()
-  i = i % #paths + 1
-  return wrk.format("GET", paths[i])
-end
-EOF
+rotation "$work/paths.txt" "$work/rotate.lua"
 
-ticks() { # CPU ticks (1/100 s) of these processes
-  local total=0 pid
-  for pid in "$@"; do total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done
-  echo "$total"
-}
-run() { # name pids url [script] -> "req/s µs-per-request p99"
-  local name=$1 pids=$2 url=$3 script=${4:-} before after out count
-  before=$(ticks $pids)
-  out=$(taskset -c "$load_cpus" wrk -t"$load_threads" -c"$CONNS" -d"${SECS}s" --latency ${script:+-s "$script"} "$url")
-  after=$(ticks $pids)
-  echo "$out" > "$work/$name.txt"
-  count=$(echo "$out" | awk '/requests in/ {print $1}')
-  echo "$(echo "$out" | awk '/Requests\/sec/ {print $2}') $(echo "($after - $before) * 10000 / $count" | bc -l) $(echo "$out" | awk '/ 99%/ {print $2}')"
-}
 results="$work/results.txt"
 for round in $(seq "$ROUNDS"); do
-  read -r n_rps n_us n_p99 < <(run "nginx-$round" "$nginx_master $(pgrep -P "$nginx_master" | tr '\n' ' ')" \
+  read -r n_rps n_us n_p99 < <(measure "nginx-$round" "$nginx_master $(pgrep -P "$nginx_master" | tr '\n' ' ')" \
     "http://127.0.0.1:$NGINX_PORT/index.m3u8")
-  read -r r_rps r_us r_p99 < <(run "router-$round" "$router_pid" "http://127.0.0.1:$ROUTER_PORT/" "$work/rotate.lua")
+  if [ -n "${PERF:-}" ] && [ "$round" = 1 ]; then
+    perf record -q ${PERF_CALLGRAPH:--g} -p "$router_pid" -o "$PERF" -- sleep "$SECS" 2>/dev/null &
+  fi
+  read -r r_rps r_us r_p99 < <(measure "router-$round" "$router_pid" "http://127.0.0.1:$ROUTER_PORT/" "$work/rotate.lua")
   printf 'round %s: router %s req/s (%.1f µs CPU, p99 %s)  nginx %s req/s (%.1f µs CPU, p99 %s)\n' \
     "$round" "$r_rps" "$r_us" "$r_p99" "$n_rps" "$n_us" "$n_p99"
   echo "$(echo "$r_rps / $n_rps" | bc -l) $(echo "$n_us / $r_us" | bc -l)" >> "$results"
 done
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 echo
 printf 'router/nginx on %s server core(s), %s sessions, median of %s rounds: requests/s %.2f, per-request CPU (nginx µs / router µs) %.2f\n' \
   "$SERVER_CORES" "$SESSIONS" "$ROUNDS" "$(awk '{print $1}' "$results" | median)" "$(awk '{print $2}' "$results" | median)"

@@ -7,13 +7,14 @@
 //! | `GET /steer/<stream>?s=…` | the viewer's Content Steering manifest (JSON) |
 //! | `GET /healthz`, `/readyz`, `/metrics` | liveness, readiness, Prometheus |
 
+use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use origin_client::path::ObjectKey;
@@ -21,11 +22,13 @@ use router_api::session::{self, Session, SessionKey, SteeringTicket};
 use router_api::token::{self, KeyRing};
 
 use crate::config::{NoEdge, SegmentUrls};
+use crate::counted::Counted;
 use crate::error::Error;
 use crate::fleet_api::{Current, ExplainQuery, Fleet};
 use crate::groups::Groups;
 use crate::metrics;
 use crate::playlists::{Playlist, Playlists};
+use crate::rendered::RenderKey;
 use crate::rewrite::{Pathway, PlaylistKind, RenderContext};
 use crate::select::{Choice, Request as Pick};
 use crate::steer;
@@ -74,20 +77,19 @@ pub struct RouterState {
     /// to a client without a session.
     pub known_media: moka::sync::Cache<String, ()>,
     /// (viewer, edge) pairs counted toward an edge's load lately.
-    pub counted: moka::sync::Cache<(u64, u64), ()>,
+    pub counted: Counted,
+    /// Answers counted by route and status.
+    pub answers: metrics::Answers,
 }
 
 /// How many viewers [`RouterState::counted`] remembers.
-pub const COUNTED_CAPACITY: u64 = 500_000;
+pub const COUNTED_CAPACITY: usize = 500_000;
 /// How long a viewer that stopped asking stays counted.
 pub const COUNTED_IDLE: Duration = Duration::from_secs(60);
 
-/// A [`RouterState::counted`] cache.
-pub fn counted() -> moka::sync::Cache<(u64, u64), ()> {
-    moka::sync::Cache::builder()
-        .max_capacity(COUNTED_CAPACITY)
-        .time_to_idle(COUNTED_IDLE)
-        .build()
+/// A [`RouterState::counted`] set.
+pub fn counted() -> Counted {
+    Counted::new(COUNTED_CAPACITY, COUNTED_IDLE.as_secs())
 }
 
 /// How many media directories [`RouterState::known_media`] remembers.
@@ -121,19 +123,83 @@ pub fn app(state: Arc<RouterState>) -> Router {
         .fallback(playlist)
         .with_state(state.clone())
         .merge(crate::fleet_api::routes(state.fleet.clone()))
-        .merge(runtime::http::probe_routes(state))
+        .merge(runtime::http::probe_routes(state.clone()))
         .layer(runtime::http::cors())
-        .layer(middleware::from_fn(count_answers))
+        .layer(CountAnswersLayer(state))
 }
 
 /// Counts answers, preflights included, by route and status (absolute-form
-/// targets are refused by `runtime::server::serve`).
-async fn count_answers(request: Request, next: Next) -> Response {
-    let route = route_label(request.uri().path());
-    let response = next.run(request).await;
-    ::metrics::counter!(metrics::REQUESTS, "route" => route, "status" => response.status().as_u16().to_string())
-        .increment(1);
-    response
+/// targets are refused by `runtime::server::serve`). A plain layer (no boxed
+/// future, no clone of the service per request): every request passes it.
+#[derive(Debug, Clone)]
+struct CountAnswersLayer(Arc<RouterState>);
+
+impl<S> tower::Layer<S> for CountAnswersLayer {
+    type Service = CountAnswers<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CountAnswers {
+            inner,
+            state: self.0.clone(),
+        }
+    }
+}
+
+/// See [`CountAnswersLayer`].
+#[derive(Debug, Clone)]
+struct CountAnswers<S> {
+    inner: S,
+    state: Arc<RouterState>,
+}
+
+impl<S> tower::Service<Request> for CountAnswers<S>
+where
+    S: tower::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Counting<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        Counting {
+            route: route_label(request.uri().path()),
+            state: self.state.clone(),
+            answer: self.inner.call(request),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An answer on its way, counted when it is ready.
+    struct Counting<F> {
+        route: &'static str,
+        state: Arc<RouterState>,
+        #[pin]
+        answer: F,
+    }
+}
+
+impl<F, E> std::future::Future for Counting<F>
+where
+    F: std::future::Future<Output = Result<Response, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let answer = std::task::ready!(this.answer.poll(cx));
+        if let Ok(response) = &answer {
+            this.state.answers.count(this.route, response.status().as_u16());
+        }
+        std::task::Poll::Ready(answer)
+    }
 }
 
 fn route_label(path: &str) -> &'static str {
@@ -156,14 +222,23 @@ fn route_label(path: &str) -> &'static str {
 
 /// Splits a request query into the session token and the rest, in order, as
 /// sent (of which `Playlists::get` passes only the `_HLS_*` directives on).
-fn split_query(query: Option<&str>) -> (Option<&str>, String) {
+/// Borrowed when the session is the only parameter.
+fn split_query(query: Option<&str>) -> (Option<&str>, Cow<'_, str>) {
+    fn session_of(pair: &str) -> Option<&str> {
+        pair.strip_prefix(session::SESSION_PARAM)
+            .and_then(|v| v.strip_prefix('='))
+    }
+    let query = query.unwrap_or("");
+    if !query.contains('&') {
+        return match session_of(query) {
+            Some(value) => (Some(value), Cow::Borrowed("")),
+            None => (None, Cow::Borrowed(query)),
+        };
+    }
     let mut session = None;
     let mut rest = String::new();
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        match pair
-            .strip_prefix(session::SESSION_PARAM)
-            .and_then(|v| v.strip_prefix('='))
-        {
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match session_of(pair) {
             Some(value) => session = Some(value),
             None => {
                 if !rest.is_empty() {
@@ -173,7 +248,7 @@ fn split_query(query: Option<&str>) -> (Option<&str>, String) {
             }
         }
     }
-    (session, rest)
+    (session, Cow::Owned(rest))
 }
 
 fn unix_now() -> u64 {
@@ -220,24 +295,29 @@ impl RouterState {
     /// Whether this is the first media playlist request of the viewer of
     /// `session` on its edge that this router sees lately: a viewer counts
     /// toward its edge's load once, not once per playlist fetch.
-    fn first_request_of(&self, session: &Session) -> bool {
+    fn first_request_of(&self, session: &Session, now_unix: u64) -> bool {
         let key = (
             session.viewer_id,
             crate::select::hash::stable_hash(session.edge_id.as_bytes()),
         );
-        // One atomic insert-if-absent: two reloads at once count once, and
-        // each reload keeps the entry from idling out.
-        self.counted.entry(key).or_insert(()).is_fresh()
+        // One lookup under the shard's lock: two reloads at once count
+        // once, and each reload keeps the pair from idling out.
+        self.counted.first_seen(key, now_unix)
     }
 
-    /// Remembers the media directory of a media playlist served.
+    /// Remembers the media directory of a media playlist served: once per
+    /// copy fetched from the origin (a live playlist is fetched every few
+    /// seconds, a VOD every `vod_cache`), which keeps it known.
     fn remember_media(&self, playlist: &Playlist) {
+        if playlist.remembered.swap(true, Ordering::Relaxed) {
+            return;
+        }
         let dir = playlist
             .media_acl
             .trim_start_matches('/')
             .trim_end_matches('*')
             .trim_end_matches('/');
-        if !dir.is_empty() && !self.known_media.contains_key(dir) {
+        if !dir.is_empty() {
             self.known_media.insert(dir.to_owned(), ());
         }
     }
@@ -284,11 +364,7 @@ impl RouterState {
     }
 
     /// The signed-URL query pair for the media of `playlist` (at `key`, for
-    /// a viewer of `session`'s stream), if signing is on. The ACL is the
-    /// playlist's, but never wider than its stream (the session's stream
-    /// directory, else the playlist's own directory): a root-relative URI
-    /// elsewhere does not widen the token to the whole origin. Live
-    /// playlists get [`LIVE_TOKEN_TTL`], ended ones the configured lifetime.
+    /// a viewer of `session`'s stream), if signing is on: see [`Self::media_grant`].
     fn playlist_media_query(
         &self,
         playlist: &Playlist,
@@ -296,6 +372,24 @@ impl RouterState {
         session: Option<&Session>,
         now_unix: u64,
     ) -> Option<String> {
+        let (acl, expires) = self.media_grant(playlist, key, session, now_unix)?;
+        self.media_query(&acl, expires)
+    }
+
+    /// The ACL and expiry of the signed token for the media of `playlist`
+    /// (at `key`, for a viewer of `session`'s stream), if signing is on.
+    /// The ACL is the playlist's, but never wider than its stream (the
+    /// session's stream directory, else the playlist's own directory): a
+    /// root-relative URI elsewhere does not widen the token to the whole
+    /// origin. Live playlists get [`LIVE_TOKEN_TTL`], ended ones the
+    /// configured lifetime.
+    fn media_grant<'p>(
+        &self,
+        playlist: &'p Playlist,
+        key: &ObjectKey,
+        session: Option<&Session>,
+        now_unix: u64,
+    ) -> Option<(Cow<'p, str>, u64)> {
         self.signing.as_ref()?;
         let floor = stream_dir(key, session);
         let acl = &playlist.media_acl;
@@ -306,9 +400,9 @@ impl RouterState {
                 floor.is_empty() || dir.starts_with(floor) && dir[floor.len()..].starts_with('/')
             });
         let acl = if inside {
-            acl.clone()
+            Cow::Borrowed(acl.as_str())
         } else {
-            token::acl_for_stream(floor)
+            Cow::Owned(token::acl_for_stream(floor))
         };
         let ttl = if playlist.template.is_ended() {
             self.token_ttl
@@ -316,7 +410,7 @@ impl RouterState {
             self.token_ttl.min(LIVE_TOKEN_TTL)
         };
         let expires = (now_unix / TOKEN_EXPIRY_STEP + 1) * TOKEN_EXPIRY_STEP + ttl.as_secs();
-        self.media_query(&acl, expires)
+        Some((acl, expires))
     }
 }
 
@@ -355,15 +449,14 @@ async fn playlist(State(state): State<Arc<RouterState>>, request: Request) -> Re
         && let Some(index) = current.selector.index_of(&s.edge_id)
     {
         let edge = &current.selector.edges()[index];
-        if !head && state.first_request_of(s) {
+        if !head && state.first_request_of(s, now_unix) {
             current.count(index, state.playlists.bandwidth_of(&key));
         }
         let placement = Placement {
             base: edge.base_url.trim_end_matches('/'),
             edge: Some(&edge.id),
         };
-        let signed = state.playlist_media_query(&playlist, &key, Some(s), now_unix);
-        return render(&state, &playlist, &placement, token, signed.as_deref(), head);
+        return render_media(&state, &playlist, &key, s, &placement, token, now_unix, head);
     }
     // A multivariant playlist places the viewer for the whole stream, counted
     // at its first variant's bandwidth; a media playlist without a usable
@@ -460,7 +553,8 @@ async fn playlist(State(state): State<Arc<RouterState>>, request: Request) -> Re
     }
     let minted = session_of(placement.edge.unwrap_or_default());
     let signed = state.playlist_media_query(&playlist, &key, session.as_ref(), now_unix);
-    render(&state, &playlist, &placement, &minted, signed.as_deref(), head)
+    let body = render_body(&state, &playlist, &placement, &minted, signed.as_deref());
+    Ok(playlist_response(&playlist, body, head))
 }
 
 /// Whether `url` is an https URL.
@@ -714,14 +808,49 @@ fn explain_steering(
     })
 }
 
-fn render(
+/// A media playlist for the viewer of `session` on the edge of `placement`:
+/// a rendering kept for the same edge and token when the body does not
+/// carry the session (see [`crate::rendered`]), else rendered now.
+#[allow(clippy::too_many_arguments)]
+fn render_media(
+    state: &RouterState,
+    playlist: &Playlist,
+    key: &ObjectKey,
+    session: &Session,
+    placement: &Placement<'_>,
+    session_value: &str,
+    now_unix: u64,
+    head: bool,
+) -> Result<Response, Error> {
+    let grant = state.media_grant(playlist, key, Some(session), now_unix);
+    let keep = state.segment_urls == SegmentUrls::Direct && !playlist.template.names_playlists();
+    let render_key = RenderKey {
+        edge_base: placement.base,
+        acl: grant.as_ref().map_or("", |(acl, _)| acl),
+        expires: grant.as_ref().map_or(0, |&(_, expires)| expires),
+    };
+    if keep && let Some(body) = playlist.renderings.get(&render_key) {
+        return Ok(playlist_response(playlist, body, head));
+    }
+    let signed = grant
+        .as_ref()
+        .and_then(|(acl, expires)| state.media_query(acl, *expires));
+    let body = render_body(state, playlist, placement, session_value, signed.as_deref());
+    if keep {
+        playlist.renderings.insert(&render_key, body.clone());
+    }
+    Ok(playlist_response(playlist, body, head))
+}
+
+/// `playlist` rendered for a viewer on the edge of `placement`, with its
+/// session and the signed media query.
+fn render_body(
     state: &RouterState,
     playlist: &Playlist,
     placement: &Placement<'_>,
     session_value: &str,
     signed: Option<&str>,
-    head: bool,
-) -> Result<Response, Error> {
+) -> bytes::Bytes {
     let started = Instant::now();
     let playlist_query = format!("{}={session_value}", session::SESSION_PARAM);
     // Redirect mode: media URIs on the router's `/r/`, with the session, so
@@ -738,11 +867,12 @@ fn render(
     let mut body = Vec::with_capacity(playlist.template.rendered_len_hint(&ctx));
     playlist.template.render(&ctx, &mut body);
     metrics::rewrite(started.elapsed());
-    Ok(playlist_response(playlist, body, head))
+    body.into()
 }
 
 /// A rendered playlist as an answer: type, caching, length.
-fn playlist_response(playlist: &Playlist, body: Vec<u8>, head: bool) -> Response {
+fn playlist_response(playlist: &Playlist, body: impl Into<bytes::Bytes>, head: bool) -> Response {
+    let body = body.into();
     let cache_control = match playlist.template.kind() {
         PlaylistKind::Multivariant => "private, no-cache",
         PlaylistKind::Media if playlist.template.is_ended() => "private, max-age=3600",
@@ -832,13 +962,19 @@ mod tests {
 
     #[test]
     fn the_session_is_taken_out_of_the_origin_query() {
-        assert_eq!(split_query(None), (None, String::new()));
-        assert_eq!(split_query(Some("s=abc")), (Some("abc"), String::new()));
+        let split = |q| {
+            let (session, rest) = split_query(q);
+            (session, rest.into_owned())
+        };
+        assert_eq!(split(None), (None, String::new()));
+        assert_eq!(split(Some("s=abc")), (Some("abc"), String::new()));
+        assert_eq!(split(Some("_HLS_msn=5")), (None, "_HLS_msn=5".to_owned()));
         assert_eq!(
-            split_query(Some("_HLS_msn=5&s=abc&_HLS_part=1&token=x")),
+            split(Some("_HLS_msn=5&s=abc&_HLS_part=1&token=x")),
             (Some("abc"), "_HLS_msn=5&_HLS_part=1&token=x".to_owned())
         );
-        assert_eq!(split_query(Some("ss=1&s2=3")), (None, "ss=1&s2=3".to_owned()));
+        assert_eq!(split(Some("ss=1&s2=3")), (None, "ss=1&s2=3".to_owned()));
+        assert_eq!(split(Some("s2=3")), (None, "s2=3".to_owned()));
     }
 
     #[test]

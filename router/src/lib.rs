@@ -21,12 +21,14 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod counted;
 pub mod error;
 pub mod fleet_api;
 pub mod groups;
 pub mod http;
 pub mod metrics;
 pub mod playlists;
+pub mod rendered;
 pub mod rewrite;
 pub mod steer;
 
@@ -131,6 +133,7 @@ pub fn state(config: &config::Config, public_url: &str) -> anyhow::Result<http::
         steering_ttl: config.steering_ttl,
         known_media: http::known_media(),
         counted: http::counted(),
+        answers: metrics::Answers::default(),
     })
 }
 

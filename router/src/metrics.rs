@@ -1,7 +1,11 @@
 //! The router's metric names. Labels are bounded: route template, status,
 //! edge id (the fleet is bounded), cache result — never a path or session.
 
+use std::collections::HashMap;
+use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::Duration;
+
+use metrics::Counter;
 
 /// Requests answered, by `route` and `status`.
 pub const REQUESTS: &str = "hlscdn_router_requests_total";
@@ -14,9 +18,68 @@ pub const PLAYLIST_CACHE: &str = "hlscdn_router_playlist_cache_total";
 /// Edge choices, by `edge` (an edge id, or `none` when no edge could be chosen).
 pub const CHOICES: &str = "hlscdn_router_choices_total";
 
+/// A counter every request touches, with fixed labels: registered once, on
+/// first use (installing the process's recorder first, so that no count is
+/// lost), rather than looked up in the registry per request.
+#[derive(Debug)]
+pub struct Fixed {
+    name: &'static str,
+    labels: &'static [(&'static str, &'static str)],
+    handle: OnceLock<Counter>,
+}
+
+impl Fixed {
+    /// The counter `name` with `labels`, not yet registered.
+    pub const fn new(name: &'static str, labels: &'static [(&'static str, &'static str)]) -> Self {
+        Self {
+            name,
+            labels,
+            handle: OnceLock::new(),
+        }
+    }
+
+    /// Adds one.
+    pub fn increment(&self) {
+        self.handle
+            .get_or_init(|| {
+                runtime::metrics::handle();
+                metrics::counter!(self.name, self.labels)
+            })
+            .increment(1);
+    }
+}
+
+static CACHE_HITS: Fixed = Fixed::new(PLAYLIST_CACHE, &[("result", "hit")]);
+static CACHE_MISSES: Fixed = Fixed::new(PLAYLIST_CACHE, &[("result", "miss")]);
+
 /// Records a playlist cache lookup.
 pub fn playlist_cache(hit: bool) {
-    metrics::counter!(PLAYLIST_CACHE, "result" => if hit { "hit" } else { "miss" }).increment(1);
+    if hit { &CACHE_HITS } else { &CACHE_MISSES }.increment();
+}
+
+/// [`REQUESTS`] by route and status, each registered on its first answer.
+#[derive(Debug, Default)]
+pub struct Answers {
+    counters: RwLock<HashMap<(&'static str, u16), Counter>>,
+}
+
+impl Answers {
+    /// Counts an answer of `status` on `route`.
+    pub fn count(&self, route: &'static str, status: u16) {
+        let known = self.counters.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(counter) = known.get(&(route, status)) {
+            counter.increment(1);
+            return;
+        }
+        drop(known);
+        runtime::metrics::handle();
+        self.counters
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((route, status))
+            .or_insert_with(|| metrics::counter!(REQUESTS, "route" => route, "status" => status.to_string()))
+            .increment(1);
+    }
 }
 
 /// Records an origin fetch.

@@ -1,6 +1,7 @@
 //! Origin playlists, fetched once and kept as rewrite templates.
 //!
-//! A `moka` cache keyed by the object key and the query passed to the origin:
+//! A `moka` cache keyed by the object key and the query passed to the origin
+//! (one string, `key` or `key\nquery`: a key holds no control character):
 //! only the `_HLS_*` delivery directives of blocking and delta reloads
 //! ([`origin_client::query::playlist_query`]); every other parameter the
 //! player sent is dropped, so that `?b=1`, `?b=2`, … cannot fill the cache or
@@ -20,6 +21,7 @@
 //! the template it keeps alive.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
@@ -28,6 +30,7 @@ use origin_client::path::ObjectKey;
 
 use crate::error::Error;
 use crate::metrics;
+use crate::rendered::Renderings;
 use crate::rewrite::{self, PlaylistKind, ScanOptions, Template};
 
 /// Live playlists are never kept longer than this, whatever their target duration says.
@@ -53,19 +56,46 @@ pub struct Playlist {
     pub media_acl: String,
     /// How long this entry may be served from the cache.
     pub ttl: Duration,
+    /// Its last renderings for viewers (media playlists).
+    pub renderings: Renderings,
+    /// Whether the router noted, since this copy was fetched, that it
+    /// serves the playlist's media.
+    pub remembered: AtomicBool,
+}
+
+impl Playlist {
+    /// `template` fetched from the origin, with its media ACL.
+    pub fn new(template: Template, media_acl: String, ttl: Duration) -> Self {
+        Self {
+            renderings: Renderings::of(&template),
+            template,
+            media_acl,
+            ttl,
+            remembered: AtomicBool::new(false),
+        }
+    }
+}
+
+/// The cache key of the playlist at `key` for the origin query `query`.
+fn cache_key(key: &ObjectKey, query: &str) -> String {
+    if query.is_empty() {
+        key.as_str().to_owned()
+    } else {
+        format!("{key}\n{query}")
+    }
 }
 
 /// The playlist cache in front of the origin.
 #[derive(Debug, Clone)]
 pub struct Playlists {
-    cache: moka::future::Cache<(ObjectKey, String), Arc<Playlist>>,
+    cache: moka::future::Cache<String, Arc<Playlist>>,
     origin: OriginClient,
     origin_bases: Arc<[String]>,
     limits: Limits,
     /// The last playlist fetched for each key, with when: served for up to
     /// one target duration while the origin fails (a live stream survives an
     /// origin blip without a visible error).
-    last_good: moka::sync::Cache<(ObjectKey, String), (Arc<Playlist>, Instant)>,
+    last_good: moka::sync::Cache<String, (Arc<Playlist>, Instant)>,
     /// `BANDWIDTH` of every variant seen in a multivariant playlist, by the
     /// variant's object key: what a viewer of that media playlist weighs.
     bandwidths: moka::sync::Cache<String, u64>,
@@ -90,10 +120,10 @@ pub struct Limits {
 
 struct PerEntry;
 
-impl Expiry<(ObjectKey, String), Arc<Playlist>> for PerEntry {
+impl Expiry<String, Arc<Playlist>> for PerEntry {
     fn expire_after_create(
         &self,
-        _key: &(ObjectKey, String),
+        _key: &String,
         value: &Arc<Playlist>,
         _created_at: Instant,
     ) -> Option<Duration> {
@@ -106,7 +136,7 @@ impl Playlists {
     pub fn new(origin: OriginClient, origin_bases: Vec<String>, limits: Limits) -> Self {
         let cache = moka::future::Cache::builder()
             .max_capacity(MAX_CACHE_BYTES)
-            .weigher(|key, value: &Arc<Playlist>| entry_weight(key, value))
+            .weigher(|key: &String, value: &Arc<Playlist>| entry_weight(key, value))
             .expire_after(PerEntry)
             .build();
         let bandwidths = moka::sync::Cache::builder()
@@ -116,7 +146,7 @@ impl Playlists {
             .build();
         let last_good = moka::sync::Cache::builder()
             .max_capacity(MAX_CACHE_BYTES / 4)
-            .weigher(|key, value: &(Arc<Playlist>, Instant)| entry_weight(key, &value.0))
+            .weigher(|key: &String, value: &(Arc<Playlist>, Instant)| entry_weight(key, &value.0))
             .time_to_idle(MAX_STALE)
             .build();
         Self {
@@ -135,7 +165,14 @@ impl Playlists {
     pub async fn get(&self, key: &ObjectKey, query: &str) -> Result<Arc<Playlist>, Error> {
         let query = origin_client::query::playlist_query(query);
         let query = query.as_str();
-        let cache_key = (key.clone(), query.to_owned());
+        // Most requests: a live window fetched lately, no directive.
+        if query.is_empty()
+            && let Some(entry) = self.cache.get(key.as_str()).await
+        {
+            metrics::playlist_cache(true);
+            return Ok(entry);
+        }
+        let cache_key = cache_key(key, query);
         let mut fetched = false;
         let outcome = self
             .cache
@@ -191,11 +228,7 @@ impl Playlists {
         }
         let ttl = self.ttl_of(&template);
         let media_acl = media_acl(key, &template);
-        Ok(Playlist {
-            template,
-            media_acl,
-            ttl,
-        })
+        Ok(Playlist::new(template, media_acl, ttl))
     }
 
     /// The `BANDWIDTH` a multivariant playlist declared for this media
@@ -220,10 +253,10 @@ impl Playlists {
 /// What an entry of the cache or of the last-good map costs: its own copy
 /// of the key, the template (shared between the two maps, but a last-good
 /// entry keeps it alive after the cache dropped it), and the ACL.
-fn entry_weight(key: &(ObjectKey, String), playlist: &Playlist) -> u32 {
-    let bytes = key.0.as_str().len()
-        + key.1.len()
+fn entry_weight(key: &str, playlist: &Playlist) -> u32 {
+    let bytes = key.len()
         + playlist.template.memory_size()
+        + playlist.renderings.max_memory()
         + playlist.media_acl.len()
         + ENTRY_OVERHEAD_BYTES;
     u32::try_from(bytes).unwrap_or(u32::MAX)
@@ -294,15 +327,11 @@ mod tests {
         let body = bytes::Bytes::from_static(b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\ns1.ts\n");
         let template = rewrite::scan_bounded(body, &options, 100).expect("scan");
         let template_bytes = template.memory_size();
-        let playlist = Playlist {
-            template,
-            media_acl: "/live/a/*".to_owned(),
-            ttl: Duration::from_secs(1),
-        };
-        let short = entry_weight(&(key.clone(), String::new()), &playlist);
-        let long = entry_weight(&(key.clone(), "x".repeat(7000)), &playlist);
+        let playlist = Playlist::new(template, "/live/a/*".to_owned(), Duration::from_secs(1));
+        let short = entry_weight(&cache_key(&key, ""), &playlist);
+        let long = entry_weight(&cache_key(&key, &"x".repeat(7000)), &playlist);
         assert!(short as usize > template_bytes + key.as_str().len());
-        assert_eq!(long - short, 7000);
+        assert_eq!(long - short, 7001);
     }
 
     #[test]

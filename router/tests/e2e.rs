@@ -526,3 +526,91 @@ async fn a_token_never_covers_more_than_the_stream() {
     assert!(verify(tokens[0]).is_ok(), "{}", tokens[0]);
     assert!(verify(tokens[1]).is_err(), "{}", tokens[1]);
 }
+
+/// The media playlist URL (with its session) of the first variant of the
+/// multivariant playlist at `master`: what a new viewer fetches next.
+async fn first_variant(master: &url::Url) -> url::Url {
+    let body = get_playlist(master).await;
+    let master = m3u8_rs::parse_master_playlist_res(&body).expect("master parses");
+    let variant = master.variants.first().expect("a variant");
+    url::Url::parse(&variant.uri).expect("variant URIs are absolute")
+}
+
+#[tokio::test]
+async fn viewers_on_one_edge_share_a_rendering_but_never_a_session() {
+    let cluster = Cluster::start(1);
+    // A live stream whose media playlists name each other in rendition
+    // reports (LL-HLS): their bodies carry the viewer's session.
+    let dir = cluster.dir.path().join("live/rr");
+    for (name, other) in [("a", "b"), ("b", "a")] {
+        std::fs::create_dir_all(dir.join(name)).expect("mkdir");
+        std::fs::write(
+            dir.join(name).join("index.m3u8"),
+            format!(
+                "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:4\n#EXT-X-PART-INF:PART-TARGET=1\n\
+                 #EXT-X-MEDIA-SEQUENCE:10\n#EXTINF:4.0,\nseg-10.ts\n#EXTINF:4.0,\nseg-11.ts\n\
+                 #EXT-X-RENDITION-REPORT:URI=\"../{other}/index.m3u8\",LAST-MSN=11\n"
+            ),
+        )
+        .expect("write");
+    }
+    std::fs::write(
+        dir.join("master.m3u8"),
+        "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000\na/index.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=400000\nb/index.m3u8\n",
+    )
+    .expect("write");
+    let router = cluster.router(&[0], &[]);
+
+    // Two viewers of the demo: the same edge, the same signed URLs; each
+    // reload answers the very bytes of the first (kept or not).
+    let demo = url::Url::parse(&router.url("/live/demo-1/master.m3u8")).expect("url");
+    let (one, two) = (first_variant(&demo).await, first_variant(&demo).await);
+    assert_ne!(one, two, "two sessions");
+    let first = get_playlist(&one).await;
+    let again = get_playlist(&one).await;
+    let other = get_playlist(&two).await;
+    let text = std::str::from_utf8(&first).expect("utf-8");
+    assert!(text.contains("#EXTINF"), "{text}");
+    assert!(text.contains("hdnts="), "signed: {text}");
+    if first != again || first != other {
+        // The origin published a segment between two fetches: the window
+        // moved, not the URLs of the segments both list.
+        for uri in std::str::from_utf8(&other)
+            .expect("utf-8")
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+        {
+            let name = uri
+                .split('?')
+                .next()
+                .and_then(|u| u.rsplit('/').next())
+                .expect("name");
+            if let Some(mine) = text.lines().find(|l| !l.starts_with('#') && l.contains(name)) {
+                assert_eq!(mine, uri, "one segment, one URL for every viewer on the edge");
+            }
+        }
+    }
+
+    // Two viewers of the stream with rendition reports: each report names
+    // the viewer's own session, on every reload.
+    let rr = url::Url::parse(&router.url("/live/rr/master.m3u8")).expect("url");
+    let (a1, a2) = (first_variant(&rr).await, first_variant(&rr).await);
+    let session = |u: &url::Url| {
+        u.query_pairs()
+            .find(|(k, _)| k == "s")
+            .map(|(_, v)| v.into_owned())
+            .expect("session")
+    };
+    for _ in 0..3 {
+        for (mine, theirs) in [(&a1, &a2), (&a2, &a1)] {
+            let body = get_playlist(mine).await;
+            let body = std::str::from_utf8(&body).expect("utf-8");
+            let report = body
+                .lines()
+                .find(|l| l.starts_with("#EXT-X-RENDITION-REPORT"))
+                .expect("a rendition report");
+            assert!(report.contains(&session(mine)), "{report}");
+            assert!(!report.contains(&session(theirs)), "{report}");
+        }
+    }
+}

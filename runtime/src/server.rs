@@ -16,7 +16,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -213,9 +212,7 @@ pub async fn serve(
         header: header_read_timeout(std::env::var(HEADER_TIMEOUT_ENV).ok().as_deref()).map_err(invalid)?,
         idle: idle_timeout(std::env::var(IDLE_TIMEOUT_ENV).ok().as_deref()).map_err(invalid)?,
     };
-    let app = app
-        .layer(middleware::from_fn(origin_form_only))
-        .layer(middleware::from_fn(bounded_target));
+    let app = app.layer(CheckTargetLayer);
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("listening on {scheme}://{addr}");
@@ -441,38 +438,76 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Refuses absolute-form (`GET http://host/…`) and authority-form
-/// (`CONNECT host:443`) targets with 400 before any handler: no server here
-/// is a proxy, and a handler must never mistake another host for its own.
-/// HTTP/2 requests always carry a scheme and an authority (`:scheme`,
-/// `:authority`; the target is `:path`), so only `CONNECT` is refused there.
-async fn origin_form_only(request: Request, next: Next) -> Response {
+/// Checks every request target before any handler:
+/// - longer than [`MAX_REQUEST_TARGET_BYTES`]: 414 (the outermost check);
+/// - absolute-form (`GET http://host/…`) or authority-form (`CONNECT
+///   host:443`): 400, as no server here is a proxy, and a handler must
+///   never mistake another host for its own. HTTP/2 requests always carry a
+///   scheme and an authority (`:scheme`, `:authority`; the target is
+///   `:path`), so only `CONNECT` is refused there.
+///
+/// A plain layer (no boxed future, no clone of the service per request):
+/// every request of every server passes it.
+#[derive(Debug, Clone, Copy)]
+struct CheckTargetLayer;
+
+impl<S> tower::Layer<S> for CheckTargetLayer {
+    type Service = CheckTarget<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CheckTarget { inner }
+    }
+}
+
+/// See [`CheckTargetLayer`].
+#[derive(Debug, Clone)]
+struct CheckTarget<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for CheckTarget<S>
+where
+    S: tower::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = futures::future::Either<std::future::Ready<Result<Response, S::Error>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        match refusal(&request) {
+            Some(refused) => futures::future::Either::Left(std::future::ready(Ok(refused))),
+            None => futures::future::Either::Right(self.inner.call(request)),
+        }
+    }
+}
+
+/// The answer to a request whose target is refused (see [`CheckTargetLayer`]).
+fn refusal(request: &Request) -> Option<Response> {
+    if target_too_long(request.uri()) {
+        return Some(
+            (
+                StatusCode::URI_TOO_LONG,
+                format!("request targets longer than {MAX_REQUEST_TARGET_BYTES} bytes are not served\n"),
+            )
+                .into_response(),
+        );
+    }
     let proxy_form = if request.version() >= axum::http::Version::HTTP_2 {
         request.method() == axum::http::Method::CONNECT
     } else {
         request.uri().scheme().is_some() || request.uri().authority().is_some()
     };
-    if proxy_form {
-        return (
+    proxy_form.then(|| {
+        (
             StatusCode::BAD_REQUEST,
             "absolute-form request targets are not served\n",
         )
-            .into_response();
-    }
-    next.run(request).await
-}
-
-/// Refuses request targets longer than [`MAX_REQUEST_TARGET_BYTES`] with 414
-/// (the outermost check: nothing else runs for them).
-async fn bounded_target(request: Request, next: Next) -> Response {
-    if target_too_long(request.uri()) {
-        return (
-            StatusCode::URI_TOO_LONG,
-            format!("request targets longer than {MAX_REQUEST_TARGET_BYTES} bytes are not served\n"),
-        )
-            .into_response();
-    }
-    next.run(request).await
+            .into_response()
+    })
 }
 
 /// Whether the path and query of `uri` exceed [`MAX_REQUEST_TARGET_BYTES`].

@@ -455,6 +455,12 @@ impl Template {
         self.facts.steered
     }
 
+    /// Whether the playlist names other playlists (variants, renditions,
+    /// rendition reports): its renderings then carry the viewer's session.
+    pub fn names_playlists(&self) -> bool {
+        self.playlist.slots > 0
+    }
+
     /// Whether the playlist has `EXT-X-ENDLIST` (VOD, or an ended event).
     pub fn is_ended(&self) -> bool {
         self.facts.ended
