@@ -679,15 +679,17 @@ async fn playlist_fetches_alone_cannot_forge_load() {
     // 41 times full.)
     let started = Instant::now();
     let paths = ["/live/demo-1/master.m3u8", "/live/demo-2/240p/index.m3u8"];
+    // One client per worker (its connection kept alive), as a player has.
     futures::future::join_all((0..32).map(|worker| {
         let router = &router;
         async move {
+            let client = client();
             for i in (worker..3000).step_by(32) {
                 let url = router.url(paths[i % 2]);
                 let request = if i % 3 == 0 {
-                    client().head(&url)
+                    client.head(&url)
                 } else {
-                    client().get(&url)
+                    client.get(&url)
                 };
                 let status = request.send().await.expect("playlist").status();
                 assert_eq!(status, 200);
