@@ -47,6 +47,10 @@ measure() {
   out=$(taskset -c "$LOAD_CPUS" wrk -t"$LOAD_THREADS" -c"$CONNS" -d"${SECS}s" --latency ${script:+-s "$script"} "$url")
   after=$(cpu_ticks $pids)
   echo "$out" > "$work/$name.txt"
+  if echo "$out" | grep -q "Non-2xx"; then
+    echo "$name: $(echo "$out" | grep "Non-2xx") (a figure of error answers is no figure)" >&2
+    exit 1
+  fi
   count=$(echo "$out" | awk '/requests in/ {print $1}')
   echo "$(echo "$out" | awk '/Requests\/sec/ {print $2}') $(echo "($after - $before) * 10000 / $count" | bc -l) $(echo "$out" | awk '/ 99%/ {print $2}')"
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -112,6 +113,68 @@ fn stream_dir<'k>(key: &'k ObjectKey, session: Option<&Session>) -> &'k str {
     session
         .and_then(|s| s.stream_dir(key.as_str()))
         .unwrap_or_else(|| dir_of(key))
+}
+
+/// The router's HTTP service: [`app`], behind a front that answers viewers'
+/// playlist requests itself.
+///
+/// A playlist reload is nearly every request a router serves, so it skips
+/// what the app's other routes need: axum's route lookup, its boxed and
+/// cloned route services, and the CORS layer's per-request header map (the
+/// same headers are added, [`runtime::http::add_cors_headers`]). It counts in
+/// the same `playlist` series. Everything else, preflights and other methods
+/// on playlists included, goes to [`app`].
+#[derive(Debug, Clone)]
+pub struct Service {
+    state: Arc<RouterState>,
+    app: Router,
+}
+
+impl runtime::server::App for Service {}
+
+/// The router's [`Service`].
+pub fn service(state: Arc<RouterState>) -> Service {
+    Service {
+        app: app(state.clone()),
+        state,
+    }
+}
+
+/// A playlist answer from [`Service`]'s front.
+type PlaylistFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>>;
+
+impl<B> tower::Service<axum::http::Request<B>> for Service
+where
+    Router: tower::Service<axum::http::Request<B>, Response = Response, Error = std::convert::Infallible>,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future =
+        futures::future::Either<PlaylistFuture, <Router as tower::Service<axum::http::Request<B>>>::Future>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        tower::Service::<axum::http::Request<B>>::poll_ready(&mut self.app, cx)
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        let viewer_playlist = matches!(*request.method(), Method::GET | Method::HEAD)
+            && route_label(request.uri().path()) == "playlist";
+        if !viewer_playlist {
+            return futures::future::Either::Right(self.app.call(request));
+        }
+        // The body of a GET or HEAD is not read (as in the app).
+        let (parts, _) = request.into_parts();
+        let state = self.state.clone();
+        futures::future::Either::Left(Box::pin(async move {
+            let mut response = playlist(State(state.clone()), parts)
+                .await
+                .unwrap_or_else(IntoResponse::into_response);
+            runtime::http::add_cors_headers(response.headers_mut());
+            state.answers.count("playlist", response.status().as_u16());
+            Ok(response)
+        }))
+    }
 }
 
 /// The router's HTTP app.
@@ -258,9 +321,9 @@ fn unix_now() -> u64 {
 }
 
 /// The client's address, as the server recorded it.
-fn client_ip(request: &Request) -> Option<std::net::IpAddr> {
+fn client_ip(request: &Parts) -> Option<std::net::IpAddr> {
     request
-        .extensions()
+        .extensions
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip())
 }
@@ -414,8 +477,8 @@ impl RouterState {
     }
 }
 
-async fn playlist(State(state): State<Arc<RouterState>>, request: Request) -> Result<Response, Error> {
-    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+async fn playlist(State(state): State<Arc<RouterState>>, request: Parts) -> Result<Response, Error> {
+    if !matches!(request.method, Method::GET | Method::HEAD) {
         return Ok((
             StatusCode::METHOD_NOT_ALLOWED,
             [(header::ALLOW, "GET, HEAD, OPTIONS")],
@@ -423,7 +486,7 @@ async fn playlist(State(state): State<Arc<RouterState>>, request: Request) -> Re
         )
             .into_response());
     }
-    let uri = request.uri();
+    let uri = &request.uri;
     let key = ObjectKey::from_request_path(uri.path())?;
     if !key.extension().is_some_and(|e| e.eq_ignore_ascii_case("m3u8")) {
         return Err(Error::BadInput(
@@ -437,7 +500,7 @@ async fn playlist(State(state): State<Arc<RouterState>>, request: Request) -> Re
 
     let current = state.fleet.current();
     let is_master = playlist.template.kind() == PlaylistKind::Multivariant;
-    let head = request.method() == Method::HEAD;
+    let head = request.method == Method::HEAD;
     if !is_master {
         state.remember_media(&playlist);
     }
@@ -477,7 +540,7 @@ async fn playlist(State(state): State<Arc<RouterState>>, request: Request) -> Re
     let pick = Pick {
         stream_key,
         sticky: session.as_ref().map(|s| s.edge_id.as_str()),
-        group: state.groups.group_of(request.headers(), client_ip(&request)),
+        group: state.groups.group_of(&request.headers, client_ip(&request)),
         bandwidth_bps,
         https: viewer_on_https(&request),
     };
@@ -536,7 +599,7 @@ async fn playlist(State(state): State<Arc<RouterState>>, request: Request) -> Re
             origin.as_deref().unwrap_or_default(),
             steering_uri(dir_of(&key), &ticket)
         );
-        let base = origin.and_then(|o| url::Url::parse(&format!("{o}{}", request.uri().path())).ok());
+        let base = origin.and_then(|o| url::Url::parse(&format!("{o}{}", request.uri.path())).ok());
         let started = Instant::now();
         let media_query = state.playlist_media_query(&playlist, &key, session.as_ref(), now_unix);
         let mut body = Vec::new();
@@ -566,10 +629,10 @@ fn is_https(url: &str) -> bool {
 /// Whether the viewer reached this router over https: over its own TLS, or
 /// through a proxy in front that says so with `X-Forwarded-Proto`. Its
 /// segment URLs must then be https too (no mixed content).
-fn viewer_on_https(request: &Request) -> bool {
-    request.extensions().get::<runtime::server::Https>().is_some()
+fn viewer_on_https(request: &Parts) -> bool {
+    request.extensions.get::<runtime::server::Https>().is_some()
         || request
-            .headers()
+            .headers
             .get("x-forwarded-proto")
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
 }
@@ -577,11 +640,11 @@ fn viewer_on_https(request: &Request) -> bool {
 /// `scheme://authority` the player reached this router at: the request's
 /// authority (HTTP/2) or `Host`, `https` when it came over TLS or a proxy
 /// in front says so with `X-Forwarded-Proto`. `None` without a valid one.
-fn request_origin(request: &Request) -> Option<String> {
-    let authority = match request.uri().authority() {
+fn request_origin(request: &Parts) -> Option<String> {
+    let authority = match request.uri.authority() {
         Some(a) => a.clone(),
         None => request
-            .headers()
+            .headers
             .get(header::HOST)?
             .to_str()
             .ok()?
@@ -616,10 +679,10 @@ struct SteeringQuery {
 
 /// `GET /steer/<stream>?s=<ticket>[&_HLS_pathway=<id>]`: the viewer's
 /// Content Steering manifest (RFC 8216bis §7.1), ordered by the fleet now.
-async fn steering(State(state): State<Arc<RouterState>>, request: Request) -> Result<Response, Error> {
-    let path = request.uri().path().strip_prefix("/steer").unwrap_or("/");
+async fn steering(State(state): State<Arc<RouterState>>, request: Parts) -> Result<Response, Error> {
+    let path = request.uri.path().strip_prefix("/steer").unwrap_or("/");
     let stream = ObjectKey::from_request_path(path)?;
-    let query: SteeringQuery = serde_urlencoded_query(request.uri().query())?;
+    let query: SteeringQuery = serde_urlencoded_query(request.uri.query())?;
     let ticket = query
         .s
         .as_deref()
@@ -640,7 +703,7 @@ async fn steering(State(state): State<Arc<RouterState>>, request: Request) -> Re
     let pick = Pick {
         stream_key: stream.as_str(),
         sticky: None,
-        group: state.groups.group_of(request.headers(), client_ip(&request)),
+        group: state.groups.group_of(&request.headers, client_ip(&request)),
         bandwidth_bps: 0,
         https: viewer_on_https(&request),
     };
@@ -890,14 +953,17 @@ fn playlist_response(playlist: &Playlist, body: impl Into<bytes::Bytes>, head: b
         HeaderValue::from_static(origin_client::media::PLAYLIST_CONTENT_TYPE),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    // A GET's Content-Length is hyper's, from the body; a HEAD's is the GET's.
+    if head {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
     response
 }
 
-async fn redirect(State(state): State<Arc<RouterState>>, request: Request) -> Result<Response, Error> {
-    let path = request.uri().path().strip_prefix("/r").unwrap_or("/");
+async fn redirect(State(state): State<Arc<RouterState>>, request: Parts) -> Result<Response, Error> {
+    let path = request.uri.path().strip_prefix("/r").unwrap_or("/");
     let key = ObjectKey::from_request_path(path)?;
-    let (session_token, _) = split_query(request.uri().query());
+    let (session_token, _) = split_query(request.uri.query());
     let now_unix = unix_now();
     let session = state.session(session_token, &key, now_unix);
     let stream = dir_of(&key);
@@ -912,7 +978,7 @@ async fn redirect(State(state): State<Arc<RouterState>>, request: Request) -> Re
     let pick = Pick {
         stream_key: stream,
         sticky: session.as_ref().map(|s| s.edge_id.as_str()),
-        group: state.groups.group_of(request.headers(), client_ip(&request)),
+        group: state.groups.group_of(&request.headers, client_ip(&request)),
         bandwidth_bps: 0,
         https: viewer_on_https(&request),
     };

@@ -167,7 +167,13 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     };
-    runtime::server::serve(listener, tls, http::app(state), Connections::default(), shutdown)
-        .await
-        .context("serving")
+    runtime::server::serve(
+        listener,
+        tls,
+        http::service(state),
+        Connections::default(),
+        shutdown,
+    )
+    .await
+    .context("serving")
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::cors::CorsLayer;
@@ -51,22 +51,44 @@ pub fn cors() -> Cors {
             header::IF_MODIFIED_SINCE,
             header::IF_RANGE,
         ])
-        .expose_headers([
-            header::CONTENT_LENGTH,
-            header::CONTENT_RANGE,
-            header::ETAG,
-            header::LAST_MODIFIED,
-            header::AGE,
-            HeaderName::from_static("x-cache"),
-        ])
+        .expose_headers(EXPOSED.map(HeaderName::from_static))
         .max_age(PREFLIGHT_MAX_AGE)
         .vary([]);
     tower::ServiceBuilder::new()
         .layer(SetResponseHeaderLayer::if_not_present(
-            HeaderName::from_static("timing-allow-origin"),
+            HeaderName::from_static(TIMING_ALLOW_ORIGIN),
             HeaderValue::from_static("*"),
         ))
         .layer(cors)
+}
+
+/// The response headers players may read across origins ([`cors`]).
+const EXPOSED: [&str; 6] = [
+    "content-length",
+    "content-range",
+    "etag",
+    "last-modified",
+    "age",
+    "x-cache",
+];
+/// `Timing-Allow-Origin` ([`cors`]).
+const TIMING_ALLOW_ORIGIN: &str = "timing-allow-origin";
+
+/// Adds to `headers` what [`cors`] adds to the answer to a request that is
+/// not a preflight (a `GET` or `HEAD`), for a service that answers such
+/// requests itself, ahead of the layer; a test holds the two the same.
+pub fn add_cors_headers(headers: &mut HeaderMap) {
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("content-length,content-range,etag,last-modified,age,x-cache"),
+    );
+    if !headers.contains_key(TIMING_ALLOW_ORIGIN) {
+        headers.insert(
+            HeaderName::from_static(TIMING_ALLOW_ORIGIN),
+            HeaderValue::from_static("*"),
+        );
+    }
 }
 
 /// The layers of [`cors`].
@@ -232,5 +254,26 @@ mod tests {
             "range,if-none-match,if-modified-since,if-range"
         );
         assert_eq!(h[header::ACCESS_CONTROL_MAX_AGE], "86400");
+    }
+
+    #[tokio::test]
+    async fn added_cors_headers_are_the_layers() {
+        for method in [Method::GET, Method::HEAD] {
+            for origin in [&[("origin", "https://a.example")][..], &[]] {
+                let (r, _) = call(app(Arc::new(Fake::default())), method.clone(), "/x", origin).await;
+                let sorted = |h: &HeaderMap| {
+                    let mut v: Vec<(String, HeaderValue)> = h
+                        .iter()
+                        .filter(|(name, _)| !matches!(*name, &header::CONTENT_TYPE | &header::CONTENT_LENGTH))
+                        .map(|(name, value)| (name.to_string(), value.clone()))
+                        .collect();
+                    v.sort_by(|a, b| a.0.cmp(&b.0));
+                    v
+                };
+                let mut added = HeaderMap::new();
+                add_cors_headers(&mut added);
+                assert_eq!(sorted(r.headers()), sorted(&added), "{method} {origin:?}");
+            }
+        }
     }
 }

@@ -13,8 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::ConnectInfo;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -200,19 +199,22 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// Prints `listening on http://ADDR` (`https://` with `tls`) on stdout once
 /// connections are accepted, so scripts and tests that bind port 0 can find
 /// the address.
-pub async fn serve(
+pub async fn serve<S>(
     listener: TcpListener,
     tls: Option<ServerTls>,
-    app: Router,
+    app: S,
     connections: Connections,
     shutdown: impl Future<Output = ()> + Send,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    S: App,
+{
     let invalid = |e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
     let timeouts = Timeouts {
         header: header_read_timeout(std::env::var(HEADER_TIMEOUT_ENV).ok().as_deref()).map_err(invalid)?,
         idle: idle_timeout(std::env::var(IDLE_TIMEOUT_ENV).ok().as_deref()).map_err(invalid)?,
     };
-    let app = app.layer(CheckTargetLayer);
+    let app = tower::Layer::layer(&CheckTargetLayer, app);
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("listening on {scheme}://{addr}");
@@ -341,16 +343,34 @@ fn connection_builder(header_timeout: Duration) -> auto::Builder<TokioExecutor> 
     builder
 }
 
+/// What [`serve`] serves: an [`axum::Router`], or a service in front of one
+/// that answers some requests itself (which implements this trait too).
+pub trait App:
+    tower::Service<
+        axum::http::Request<hyper::body::Incoming>,
+        Response = Response,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl App for axum::Router {}
+
+impl<S: App> App for CheckTarget<S> {}
+
 /// A connection accepted and admitted, about to be served.
-struct Accepted {
+struct Accepted<S> {
     peer: SocketAddr,
-    app: Router,
+    app: S,
     builder: Arc<auto::Builder<TokioExecutor>>,
     timeouts: Timeouts,
     closing: tokio::sync::watch::Receiver<bool>,
 }
 
-impl Accepted {
+impl<S: App> Accepted<S> {
     /// Serves requests on `io` until the client closes, the connection
     /// stays idle past the timeout, or the server drains. `tls` is `Some`
     /// over TLS, with the client's certificate when it sent one.
@@ -465,9 +485,9 @@ struct CheckTarget<S> {
     inner: S,
 }
 
-impl<S> tower::Service<Request> for CheckTarget<S>
+impl<S, B> tower::Service<axum::http::Request<B>> for CheckTarget<S>
 where
-    S: tower::Service<Request, Response = Response>,
+    S: tower::Service<axum::http::Request<B>, Response = Response>,
 {
     type Response = Response;
     type Error = S::Error;
@@ -477,7 +497,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request) -> Self::Future {
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
         match refusal(&request) {
             Some(refused) => futures::future::Either::Left(std::future::ready(Ok(refused))),
             None => futures::future::Either::Right(self.inner.call(request)),
@@ -486,7 +506,7 @@ where
 }
 
 /// The answer to a request whose target is refused (see [`CheckTargetLayer`]).
-fn refusal(request: &Request) -> Option<Response> {
+fn refusal<B>(request: &axum::http::Request<B>) -> Option<Response> {
     if target_too_long(request.uri()) {
         return Some(
             (
@@ -627,7 +647,7 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         let connections = Connections::new(Some(1));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
         let server = tokio::spawn(serve(listener, None, app, connections.clone(), async {
             let _ = stopped.await;
         }));
