@@ -13,13 +13,21 @@
 //!    candidate, every group's candidates are used instead.
 //! 2. **Affinity**: candidates are ranked by weighted rendezvous hashing of the
 //!    stream key, weight = capacity (see [`hash`]).
-//! 3. **Bounded load**: the first edge in that order whose load (reported plus
-//!    assigned) is at most `(1 + ε) × average utilization × its capacity` wins,
-//!    where the average is over the candidates and counts the new viewer. The
-//!    ceiling is raised to [`Policy::pack_below_utilization`] (so a lightly
-//!    loaded fleet keeps each stream on its first edge, caches hot), is
-//!    capped at full capacity while the fleet has capacity left,
-//!    and is the average itself once it has none.
+//! 3. **Bounded load, graded by rank**: the first edge in that order whose
+//!    load (reported plus assigned) is within its ceiling wins. The ceiling is
+//!    `(1 + s × ε) × average utilization × its capacity`, where the average is
+//!    over the candidates and counts the new viewer, and the share `s` of the
+//!    slack depends on the edge's rank in the stream key's order
+//!    ([`SLACK_BY_RANK`]): all of it on the key's own edge, half on its second
+//!    edge, a quarter on its third, none further down. Overflow that goes deep
+//!    (a hot stream's) fills edges only up to the average and leaves the slack
+//!    above it to the keys that rank those edges near the top, so a cold key
+//!    is seldom pushed off its own edge, and when it is, its viewers land on
+//!    one second edge.
+//!    The own edge's ceiling is raised to [`Policy::pack_below_utilization`]
+//!    (so a lightly loaded fleet keeps each stream on its first edge, caches
+//!    hot); every ceiling is capped at full capacity while the fleet has
+//!    capacity left, and is the average itself once it has none.
 //! 4. **Stickiness** comes first: the session's edge is kept while it is a
 //!    candidate and its utilization with the viewer stays at most
 //!    [`Policy::sticky_max_utilization`].
@@ -54,11 +62,11 @@ pub struct Policy {
     /// A viewer stays on its session's edge while that edge's utilization,
     /// counting the viewer, is at most this (default 0.95; > 0).
     pub sticky_max_utilization: f64,
-    /// Below this utilization an edge takes a stream's viewers whatever the
-    /// fleet's average (default 0.1; 0 to 1): a lightly loaded fleet keeps each
-    /// stream packed on its first edge, so caches stay hot and the origin sends
-    /// each segment once; bounded load spreads streams only once edges carry
-    /// real load.
+    /// Below this utilization a stream's own edge (the first in its
+    /// rendezvous order) takes its viewers whatever the fleet's average
+    /// (default 0.1; 0 to 1): a lightly loaded fleet keeps each stream packed
+    /// on its first edge, so caches stay hot and the origin sends each segment
+    /// once; bounded load spreads streams only once edges carry real load.
     pub pack_below_utilization: f64,
 }
 
@@ -272,9 +280,34 @@ struct Pool<'a> {
     count: usize,
     /// Average utilization of the competing edges, counting the new viewer.
     average: f64,
-    /// The utilization an edge may have before taking the viewer; see [`ceiling`].
-    ceiling: f64,
+    /// The utilization an edge may have before taking the viewer, by its rank
+    /// among the competing edges in the key's order ([`SLACK_BY_RANK`]); the
+    /// last entry holds for every rank past the table. See [`ceiling`].
+    ceilings: [f64; SLACK_BY_RANK.len() + 1],
 }
+
+impl Pool<'_> {
+    /// The ceiling of the competing edge at `rank` in the key's order.
+    fn ceiling_at(&self, rank: usize) -> f64 {
+        self.ceilings[rank.min(SLACK_BY_RANK.len())]
+    }
+}
+
+/// The share of the load slack ε an edge grants a stream key, by its rank
+/// among the competing edges in that key's rendezvous order: all of it on the
+/// key's own edge, half on its second edge, a quarter on its third, none on
+/// any edge further down (which takes the key's viewers only up to the
+/// fleet's average).
+///
+/// Why: each edge that serves a rendition fetches every segment of it from the
+/// origin once. Without the grading, a hot rendition's overflow fills the
+/// edges it passes through up to `(1 + ε) × average`, the very slack those
+/// edges' own (cold) renditions need; they then spill a viewer or two each to
+/// a second edge, and each such spill is one more copy of the rendition pulled
+/// from the origin. With it, deep overflow levels the fleet up to the average,
+/// an edge's own renditions keep the slack above, and a rendition whose own
+/// edge is full lands on its second edge, which keeps room for it.
+pub const SLACK_BY_RANK: [f64; 3] = [1.0, 0.5, 0.25];
 
 /// The bounded-load ceiling, as a utilization: `(1 + ε) × average`, raised to
 /// the packing floor (a lightly loaded fleet keeps streams together), but not
@@ -283,6 +316,18 @@ struct Pool<'a> {
 /// or below the average, so some edge is always within the ceiling.
 fn ceiling(average: f64, epsilon: f64, pack_below: f64) -> f64 {
     ((1.0 + epsilon) * average).max(pack_below).min(1.0).max(average)
+}
+
+/// The ceilings by rank ([`Pool::ceilings`]): the packing floor only raises
+/// the key's own edge, since a floor further down would let a hot stream's
+/// overflow fill a light fleet's edges to the floor, ahead of their own keys.
+fn ceilings(average: f64, epsilon: f64, pack_below: f64) -> [f64; SLACK_BY_RANK.len() + 1] {
+    let mut out = [ceiling(average, 0.0, 0.0); SLACK_BY_RANK.len() + 1];
+    for (rank, (c, share)) in out.iter_mut().zip(SLACK_BY_RANK).enumerate() {
+        let floor = if rank == 0 { pack_below } else { 0.0 };
+        *c = ceiling(average, share * epsilon, floor);
+    }
+    out
 }
 
 /// What happened to the session's edge.
@@ -350,8 +395,8 @@ impl Selector {
     ///
     /// `assigned_bps[i]` is what this router has assigned to edge `i` since
     /// that edge's last ad (missing entries count as 0). Cost: two passes over
-    /// the edges and one hash and logarithm per candidate; no sorting and no
-    /// allocation.
+    /// the edges (a third when the choice is past the graded ranks) and one
+    /// hash and logarithm per candidate; no sorting and no allocation.
     pub fn pick(&self, req: &Request<'_>, now: Instant, assigned_bps: &[u64]) -> Choice {
         self.decide(req, now, assigned_bps).0
     }
@@ -378,6 +423,7 @@ impl Selector {
                 ..
             }
         );
+        let mut competing_rank = 0;
         let candidates = order
             .iter()
             .enumerate()
@@ -385,8 +431,12 @@ impl Selector {
                 let edge = &self.edges[i];
                 let assigned = assigned_bps.get(i).copied().unwrap_or(0);
                 let competes = self.competes(i, now, &pool);
-                let bound_bps = competes.then(|| self.bound(i, &pool));
-                let within_bound = competes.then(|| self.within_bound(i, assigned_bps, &pool));
+                let ceiling = competes.then(|| {
+                    competing_rank += 1;
+                    pool.ceiling_at(competing_rank - 1)
+                });
+                let bound_bps = ceiling.map(|c| self.bound(i, c));
+                let within_bound = ceiling.map(|c| self.within(i, assigned_bps, c));
                 let verdict = if Some(i) == chosen {
                     Verdict::Chosen
                 } else if let Some(exclusion) = self.exclusion(i, now, req.https) {
@@ -432,7 +482,8 @@ impl Selector {
             epsilon: self.policy.epsilon,
             sticky_max_utilization: self.policy.sticky_max_utilization,
             average_utilization: pool.average,
-            ceiling_utilization: pool.ceiling,
+            ceiling_utilization: pool.ceilings[0],
+            ceiling_by_rank: pool.ceilings,
             sticky: req.sticky.zip(sticky).map(|(id, outcome)| StickyExplanation {
                 edge_id: id.to_owned(),
                 outcome,
@@ -524,22 +575,28 @@ impl Selector {
         }
 
         let key_hash = hash::stable_hash(req.stream_key.as_bytes());
-        // The best-ranked edge within the bound; should rounding leave none,
-        // the least utilized edge (the bound guarantees one in exact arithmetic).
-        let mut best: Option<(usize, f64)> = None;
+        // One pass: the best-ranked competing edges, one per graded rank
+        // (`top[r]` has rank r), and the best-ranked edge within the ceiling of
+        // the ranks past them. Should rounding leave no edge within its
+        // ceiling, the least utilized edge (the bound guarantees one in exact
+        // arithmetic: the least utilized edge is at or below the average).
+        let deep_rank = SLACK_BY_RANK.len();
+        let deep_ceiling = pool.ceiling_at(deep_rank);
+        let mut top: [Option<(usize, f64)>; SLACK_BY_RANK.len()] = [None; SLACK_BY_RANK.len()];
+        let mut deep: Option<(usize, f64)> = None;
         let mut least: Option<(usize, f64, f64)> = None;
         for i in 0..self.edges.len() {
             if !self.competes(i, now, &pool) {
                 continue;
             }
-            if self.within_bound(i, assigned_bps, &pool) {
-                let s = self.score(key_hash, i);
-                if best.is_none_or(|b| self.rank_cmp((i, s), b) == Ordering::Less) {
-                    best = Some((i, s));
+            let s = self.score(key_hash, i);
+            self.insert_ranked(&mut top, (i, s));
+            if self.within(i, assigned_bps, deep_ceiling) {
+                if deep.is_none_or(|b| self.rank_cmp((i, s), b) == Ordering::Less) {
+                    deep = Some((i, s));
                 }
-            } else if best.is_none() {
+            } else if deep.is_none() {
                 let u = self.utilization(i, assigned_bps, 0);
-                let s = self.score(key_hash, i);
                 let better = least.is_none_or(|(j, lu, ls)| {
                     u < lu || (u == lu && self.rank_cmp((i, s), (j, ls)) == Ordering::Less)
                 });
@@ -548,14 +605,26 @@ impl Selector {
                 }
             }
         }
-        let Some((index, s)) = best.or(least.map(|(i, _, s)| (i, s))) else {
-            return (Choice::NoEdge, pool, sticky);
+        // Ceilings do not grow with the rank, so an edge of `top` that is over
+        // its own ceiling is over the deep one too, and `deep` ranks below `top`.
+        let graded = top.iter().enumerate().find_map(|(rank, entry)| {
+            entry
+                .filter(|&(i, _)| self.within(i, assigned_bps, pool.ceiling_at(rank)))
+                .map(|(i, _)| (i, rank))
+        });
+        let (index, rank) = match (graded, deep.or(least.map(|(i, _, s)| (i, s)))) {
+            (Some(found), _) => found,
+            (None, Some((index, s))) => {
+                // Rank: the competing edges that score higher; all of them
+                // were over their ceilings.
+                let rank = (0..self.edges.len())
+                    .filter(|&i| i != index && self.competes(i, now, &pool))
+                    .filter(|&i| self.rank_cmp((i, self.score(key_hash, i)), (index, s)) == Ordering::Less)
+                    .count();
+                (index, rank)
+            }
+            (None, None) => return (Choice::NoEdge, pool, sticky),
         };
-        // Rank: the competing edges that score higher; all of them were over the bound.
-        let rank = (0..self.edges.len())
-            .filter(|&i| i != index && self.competes(i, now, &pool))
-            .filter(|&i| self.rank_cmp((i, self.score(key_hash, i)), (index, s)) == Ordering::Less)
-            .count();
         (
             Choice::Edge {
                 index,
@@ -597,7 +666,7 @@ impl Selector {
             https: req.https,
             count: totals.count,
             average,
-            ceiling: ceiling(average, self.policy.epsilon, self.policy.pack_below_utilization),
+            ceilings: ceilings(average, self.policy.epsilon, self.policy.pack_below_utilization),
         }
     }
 
@@ -639,13 +708,32 @@ impl Selector {
         }
     }
 
-    /// The bounded-load ceiling of edge `i`, bits per second.
-    fn bound(&self, i: usize, pool: &Pool<'_>) -> f64 {
-        pool.ceiling * self.edges[i].capacity_bps as f64
+    /// Edge `i`'s load at utilization `ceiling`, bits per second.
+    fn bound(&self, i: usize, ceiling: f64) -> f64 {
+        ceiling * self.edges[i].capacity_bps as f64
     }
 
-    fn within_bound(&self, i: usize, assigned_bps: &[u64], pool: &Pool<'_>) -> bool {
-        self.current_load(i, assigned_bps) as f64 <= self.bound(i, pool)
+    /// Whether edge `i`'s current load is within utilization `ceiling`.
+    fn within(&self, i: usize, assigned_bps: &[u64], ceiling: f64) -> bool {
+        self.current_load(i, assigned_bps) as f64 <= self.bound(i, ceiling)
+    }
+
+    /// Inserts `item` into `top`, the best-ranked edges seen so far in
+    /// rendezvous order; the worst falls off the end.
+    fn insert_ranked(&self, top: &mut [Option<(usize, f64)>], mut item: (usize, f64)) {
+        for slot in top.iter_mut() {
+            match *slot {
+                None => {
+                    *slot = Some(item);
+                    return;
+                }
+                Some(current) if self.rank_cmp(item, current) == Ordering::Less => {
+                    *slot = Some(item);
+                    item = current;
+                }
+                Some(_) => {}
+            }
+        }
     }
 
     fn score(&self, key_hash: u64, i: usize) -> f64 {
@@ -705,9 +793,13 @@ pub struct Explanation {
     pub sticky_max_utilization: f64,
     /// Average utilization of the competing edges, counting the new viewer.
     pub average_utilization: f64,
-    /// The utilization up to which an edge takes the viewer:
-    /// `min((1 + ε) × average, 1)`, or the average itself when that is above 1.
+    /// The utilization up to which the key's own edge takes the viewer:
+    /// `(1 + ε) × average`, raised to the packing floor, at most 1, or the
+    /// average itself when that is above 1.
     pub ceiling_utilization: f64,
+    /// The ceilings by rank among the competing edges: the key's own edge,
+    /// its second, its third, and every edge further down ([`SLACK_BY_RANK`]).
+    pub ceiling_by_rank: [f64; SLACK_BY_RANK.len() + 1],
     /// The session's edge and what became of it, if the viewer had one.
     pub sticky: Option<StickyExplanation>,
     /// The chosen edge's id.
@@ -748,7 +840,8 @@ pub struct EdgeExplanation {
     pub assigned_bps: u64,
     /// `(load + assigned) / capacity`, before this viewer.
     pub utilization: f64,
-    /// The bounded-load ceiling, for competing edges.
+    /// The bounded-load ceiling at this edge's rank among the competing
+    /// edges, bits per second; for competing edges only.
     pub bound_bps: Option<f64>,
     /// Milliseconds until the ad goes stale (negative: stale since); absent for static edges.
     pub fresh_for_ms: Option<i64>,
@@ -776,7 +869,7 @@ pub enum Verdict {
     PlainHttp,
     /// It is a candidate of another group than the viewer's.
     OtherGroup,
-    /// It ranks above the chosen edge but its load was over the bound.
+    /// It ranks above the chosen edge but its load was over its ceiling.
     OverBound,
     /// It ranks below the chosen edge.
     RankedLower,

@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use selection::select::hash::stable_hash;
 use serde::Serialize;
 
@@ -122,9 +124,13 @@ pub struct RunSettings {
     pub epsilon: f64,
     /// Sticky cap of ours (`selection::select::Policy::sticky_max_utilization`).
     pub sticky_cap: f64,
-    /// Seed of the weighted random policy.
+    /// Seed of the weighted random policy and of which viewers of a cohort leave.
     pub seed: u64,
 }
+
+/// Mixed into the scenario's seed for the departures' generator, so that it
+/// draws apart from the world's and the weighted random policy's.
+const DEPARTURE_SEED: u64 = 0xde9a_27ed;
 
 struct Engine<'w> {
     world: &'w World,
@@ -139,6 +145,8 @@ struct Engine<'w> {
     caches: Vec<Lru>,
     moves: Moves,
     unplaced: u64,
+    /// Draws which viewers of a cohort leave.
+    departures: SmallRng,
 }
 
 /// Runs `policy` through `world`; `base` is the simulated clock's zero.
@@ -166,6 +174,7 @@ pub fn run(world: &World, policy: Policy, settings: RunSettings, base: Instant) 
         caches: world.edges.iter().map(|e| Lru::new(e.cache_bytes)).collect(),
         moves: Moves::default(),
         unplaced: 0,
+        departures: SmallRng::seed_from_u64(settings.seed ^ DEPARTURE_SEED),
     };
     let capacity: Vec<f64> = world.edges.iter().map(|e| e.capacity_bps as f64).collect();
     let mut origin_bytes = 0u64;
@@ -347,6 +356,27 @@ pub fn run(world: &World, policy: Policy, settings: RunSettings, base: Instant) 
     }
 }
 
+/// Takes `n` viewers (at most all) out of `cells`, `(edge, viewers)`, each
+/// drawn at random among the viewers left, and calls `left(edge)` for each;
+/// drops the cells it empties.
+fn take_at_random(cells: &mut Vec<(u32, u32)>, n: u32, rng: &mut SmallRng, mut left: impl FnMut(usize)) {
+    let mut total: u64 = cells.iter().map(|&(_, v)| u64::from(v)).sum();
+    for _ in 0..u64::from(n).min(total) {
+        let mut pick = rng.random_range(0..total);
+        for cell in cells.iter_mut() {
+            let viewers = u64::from(cell.1);
+            if pick < viewers {
+                cell.1 -= 1;
+                left(cell.0 as usize);
+                break;
+            }
+            pick -= viewers;
+        }
+        total -= 1;
+    }
+    cells.retain(|&(_, v)| v > 0);
+}
+
 fn per_f(sum: f64, n: u32) -> f64 {
     if n == 0 { 0.0 } else { sum / f64::from(n) }
 }
@@ -356,37 +386,19 @@ impl Engine<'_> {
         self.world.keys[self.world.cohorts[c].key as usize].bitrate
     }
 
-    /// Removes `n` viewers from cohort `c`, from its cells in proportion
-    /// (the remainder from the largest cells).
+    /// Removes `n` viewers from cohort `c`, each drawn at random among the
+    /// cohort's viewers, so that every viewer leaves at the cohort's rate
+    /// whatever the size of its cell: a cell of one viewer empties as often
+    /// as that viewer leaves. (Taking departures from the cells in proportion,
+    /// remainders from the largest, would never empty a small cell of a large
+    /// cohort, and would keep every extra edge a rendition ever spilled to
+    /// fetching from the origin until the end of the run.)
     fn depart(&mut self, c: usize, n: u32) {
         let bitrate = self.bitrate(c);
-        let cells = &mut self.cells[c];
-        let total: u64 = cells.iter().map(|&(_, v)| u64::from(v)).sum();
-        if total == 0 {
-            return;
-        }
-        let n = u64::from(n).min(total);
-        let mut left = n;
-        for cell in cells.iter_mut() {
-            let take = u64::from(cell.1) * n / total;
-            cell.1 -= take as u32;
-            self.loads[cell.0 as usize] -= take * bitrate;
-            left -= take;
-        }
-        while left > 0 {
-            let Some(largest) = (0..cells.len()).max_by(|&a, &b| cells[a].1.cmp(&cells[b].1).then(b.cmp(&a)))
-            else {
-                break;
-            };
-            let take = left.min(u64::from(cells[largest].1)).min(1);
-            if take == 0 {
-                break;
-            }
-            cells[largest].1 -= take as u32;
-            self.loads[cells[largest].0 as usize] -= take * bitrate;
-            left -= take;
-        }
-        cells.retain(|&(_, v)| v > 0);
+        let loads = &mut self.loads;
+        take_at_random(&mut self.cells[c], n, &mut self.departures, |edge| {
+            loads[edge] -= bitrate;
+        });
     }
 
     /// Adds `n` viewers of cohort `c` on `edge`.
@@ -593,6 +605,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn departures_empty_small_cells_at_the_viewers_rate() {
+        // A cohort of 100 viewers, 99 on one edge and 1 on another, loses 2:
+        // the lone viewer is one of them 2 % of the time (never, if departures
+        // were taken in proportion with the remainder from the largest cell).
+        let mut rng = SmallRng::seed_from_u64(5);
+        let trials = 20_000;
+        let mut emptied = 0;
+        for _ in 0..trials {
+            let mut cells = vec![(0, 99), (1, 1)];
+            let mut gone = [0u32; 2];
+            take_at_random(&mut cells, 2, &mut rng, |e| gone[e] += 1);
+            assert_eq!(gone[0] + gone[1], 2);
+            if gone[1] == 1 {
+                assert_eq!(cells, vec![(0, 98)]);
+                emptied += 1;
+            }
+        }
+        let share = f64::from(emptied) / f64::from(trials);
+        assert!((share - 0.02).abs() < 0.005, "{share}");
+
+        let mut cells = vec![(3, 2), (4, 1)];
+        let mut gone = 0;
+        take_at_random(&mut cells, 10, &mut rng, |_| gone += 1);
+        assert_eq!((gone, cells.len()), (3, 0), "at most everyone leaves");
     }
 
     #[test]

@@ -147,6 +147,50 @@ fn documented_examples() {
         Some("edge-1")
     );
 
+    // Spill slack by rank: `edge-3`, the key's second edge, keeps half the
+    // slack (554.6 Mbit/s at an average of 0.493), `edge-0`, the third, a
+    // quarter, the others none.
+    let graded = at([400, 700, 400, 560, 400]);
+    assert_eq!(
+        graded.pick(&viewer, now, &[]),
+        Choice::Edge {
+            index: 0,
+            reason: Reason::Rendezvous { rank: 2 }
+        }
+    );
+    let ex = graded.explain(&viewer, now, &[]);
+    let expected = [0.616_25, 0.554_625, 0.523_812_5, 0.493];
+    assert!(
+        ex.ceiling_by_rank
+            .iter()
+            .zip(expected)
+            .all(|(c, e)| (c - e).abs() < 1e-12),
+        "{:?}",
+        ex.ceiling_by_rank
+    );
+    let verdicts: Vec<(&str, Verdict, f64)> = ex
+        .candidates
+        .iter()
+        .take(3)
+        .map(|c| (c.edge_id.as_str(), c.verdict, c.bound_bps.unwrap_or(0.0)))
+        .collect();
+    assert_eq!(verdicts[0].0, "edge-1");
+    assert_eq!(verdicts[1].0, "edge-3");
+    assert_eq!(verdicts[2].0, "edge-0");
+    assert_eq!(
+        verdicts.iter().map(|v| v.1).collect::<Vec<_>>(),
+        [Verdict::OverBound, Verdict::OverBound, Verdict::Chosen]
+    );
+    for (v, e) in verdicts.iter().zip(&expected[..3]) {
+        assert!((v.2 - e * GBPS as f64).abs() < 1.0, "{v:?}");
+    }
+    // Below its second-edge ceiling but above the average, `edge-3` still
+    // takes the key whose own edge is full: a cold key lands on one second edge.
+    assert_eq!(
+        id(&at([400, 700, 400, 520, 400]), &viewer).as_deref(),
+        Some("edge-3")
+    );
+
     let weighted = fleet(vec![edge("big", 10 * GBPS, 0), edge("small", GBPS, 0)]);
     let big = (0..11_000)
         .filter(|k| id(&weighted, &req(&format!("s{k}"))).as_deref() == Some("big"))
@@ -793,10 +837,20 @@ proptest! {
         let mut spread = Vec::new();
         for _ in 0..viewers {
             let r = Request { bandwidth_bps: bw, ..req(&key) };
-            let i = sel.pick(&r, now, &assigned).index().expect("an edge");
+            let choice = sel.pick(&r, now, &assigned);
+            let i = choice.index().expect("an edge");
             let total_load: f64 = edges.iter().zip(&assigned).map(|(e, a)| (e.load_bps + a) as f64).sum::<f64>() + bw as f64;
             let average = total_load / total_cap;
             let load_before = (edges[i].load_bps + assigned[i]) as f64;
+            // Graded slack: half of ε on the key's second edge, none further down.
+            if let Choice::Edge { reason: Reason::Rendezvous { rank }, .. } = choice {
+                let share = SLACK_BY_RANK.get(rank).copied().unwrap_or(0.0);
+                if rank > 0 {
+                    let graded = ((1.0 + share * epsilon) * average).min(1.0).max(average);
+                    prop_assert!(load_before <= graded * edges[i].capacity_bps as f64 * (1.0 + 1e-9),
+                        "rank {} edge {} at {} over {}", rank, i, load_before, graded);
+                }
+            }
             // (1 + ε) × average, or the packing floor while the fleet is light.
             let pack = Policy::default().pack_below_utilization;
             let bound = ((1.0 + epsilon) * average).max(pack.min(1.0)) * edges[i].capacity_bps as f64;
@@ -820,5 +874,84 @@ proptest! {
                 prop_assert!((e.load_bps + a) as f64 <= limit * (1.0 + 1e-9));
             }
         }
+    }
+
+    #[test]
+    fn choice_is_the_first_edge_within_its_rank_ceiling(
+        caps in prop::collection::vec(1u64..=8, 1..16),
+        loads in prop::collection::vec(0u64..=110, 16),
+        down in prop::collection::vec(prop::bool::weighted(0.2), 16),
+        bandwidth_bps in 0u64..50 * MBPS,
+        epsilon in 0.0f64..1.0,
+        pack in 0.0f64..=0.5,
+        key in "[a-z0-9/|]{1,12}",
+        shuffle in any::<u64>(),
+    ) {
+        // An independent restatement of the rule over ready edges: rank the
+        // competing edges, give rank 0 all of ε (and the packing floor), rank
+        // 1 half, rank 2 a quarter, the others none; the first edge within
+        // its ceiling wins.
+        let now = test_now();
+        let edges: Vec<EdgeSnapshot> = caps
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                let mut e = edge(&format!("e{i}"), c * GBPS / 4, c * GBPS / 400 * loads[i]);
+                if down[i] {
+                    e.state = EdgeState::Draining;
+                }
+                e
+            })
+            .collect();
+        let policy = Policy { epsilon, pack_below_utilization: pack, ..Policy::default() };
+        let sel = Selector::build(&FleetSnapshot::new(edges.clone()), policy);
+        let r = Request { bandwidth_bps, ..req(&key) };
+        let choice = sel.pick(&r, now, &[]);
+
+        let order: Vec<usize> = rendezvous_order(&sel, &key).into_iter().filter(|&i| !down[i]).collect();
+        if order.is_empty() {
+            prop_assert_eq!(choice, Choice::NoEdge);
+            return Ok(());
+        }
+        let capacity: f64 = order.iter().map(|&i| edges[i].capacity_bps as f64).sum();
+        let load: f64 = order.iter().map(|&i| edges[i].load_bps as f64).sum();
+        let average = (load + bandwidth_bps as f64) / capacity;
+        let ceiling = |rank: usize| {
+            let (share, floor) = match rank {
+                0 => (1.0, pack),
+                1 => (0.5, 0.0),
+                2 => (0.25, 0.0),
+                _ => (0.0, 0.0),
+            };
+            ((1.0 + share * epsilon) * average).max(floor).min(1.0).max(average)
+        };
+        let within = |rank: usize, i: usize| edges[i].load_bps as f64 <= ceiling(rank) * edges[i].capacity_bps as f64;
+        let expected = order.iter().enumerate().find(|&(rank, &i)| within(rank, i));
+        // Allow the rounding of a ceiling computed in another order.
+        let near = |rank: usize, i: usize| {
+            (edges[i].load_bps as f64 - ceiling(rank) * edges[i].capacity_bps as f64).abs() <= 1e-6 * edges[i].capacity_bps as f64
+        };
+        match (choice, expected) {
+            (Choice::Edge { index, reason: Reason::Rendezvous { rank } }, Some((want_rank, &want))) => {
+                if index != want {
+                    prop_assert!(near(want_rank, want) || near(rank, index), "chose {} at rank {}, expected {} at rank {}", index, rank, want, want_rank);
+                } else {
+                    prop_assert_eq!(rank, want_rank);
+                }
+            }
+            (other, expected) => prop_assert!(false, "{:?} vs {:?}", other, expected),
+        }
+
+        // Routers with the same view answer alike, whatever the order of
+        // their snapshot.
+        let mut shuffled: Vec<EdgeSnapshot> = edges.clone();
+        let n = shuffled.len();
+        let mut state = shuffle;
+        for i in (1..n).rev() {
+            state = hash::mix64(state.wrapping_add(i as u64));
+            shuffled.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        let other = Selector::build(&FleetSnapshot::new(shuffled), policy);
+        prop_assert_eq!(chosen_id(&other, other.pick(&r, now, &[])), chosen_id(&sel, choice));
     }
 }
