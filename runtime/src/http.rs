@@ -51,7 +51,9 @@ pub fn cors() -> Cors {
             header::IF_MODIFIED_SINCE,
             header::IF_RANGE,
         ])
-        .expose_headers(EXPOSED.map(HeaderName::from_static))
+        .expose_headers(tower_http::cors::ExposeHeaders::list(
+            EXPOSED.split(',').map(HeaderName::from_static),
+        ))
         .max_age(PREFLIGHT_MAX_AGE)
         .vary([]);
     tower::ServiceBuilder::new()
@@ -62,15 +64,9 @@ pub fn cors() -> Cors {
         .layer(cors)
 }
 
-/// The response headers players may read across origins ([`cors`]).
-const EXPOSED: [&str; 6] = [
-    "content-length",
-    "content-range",
-    "etag",
-    "last-modified",
-    "age",
-    "x-cache",
-];
+/// The response headers players may read across origins ([`cors`]), as
+/// `Access-Control-Expose-Headers` says them.
+const EXPOSED: &str = "content-length,content-range,etag,last-modified,age,x-cache";
 /// `Timing-Allow-Origin` ([`cors`]).
 const TIMING_ALLOW_ORIGIN: &str = "timing-allow-origin";
 
@@ -81,7 +77,7 @@ pub fn add_cors_headers(headers: &mut HeaderMap) {
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     headers.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("content-length,content-range,etag,last-modified,age,x-cache"),
+        HeaderValue::from_static(EXPOSED),
     );
     if !headers.contains_key(TIMING_ALLOW_ORIGIN) {
         headers.insert(

@@ -54,6 +54,14 @@ fn chosen_id(sel: &Selector, choice: Choice) -> Option<&str> {
 
 /// Edge indices in rendezvous order for `key`, computed from the hash module
 /// directly (an independent restatement of the ranking).
+/// The choice of edge `index` at `rank` in the key's rendezvous order.
+fn rendezvous(index: usize, rank: usize) -> Choice {
+    Choice::Edge {
+        index,
+        reason: Reason::Rendezvous { rank },
+    }
+}
+
 fn rendezvous_order(sel: &Selector, key: &str) -> Vec<usize> {
     let kh = hash::stable_hash(key.as_bytes());
     let mut order: Vec<(usize, f64)> = sel
@@ -120,13 +128,7 @@ fn documented_examples() {
     );
 
     let hot = at([400, 700, 400, 400, 400]);
-    assert_eq!(
-        hot.pick(&viewer, now, &[]),
-        Choice::Edge {
-            index: 3,
-            reason: Reason::Rendezvous { rank: 1 }
-        }
-    );
+    assert_eq!(hot.pick(&viewer, now, &[]), rendezvous(3, 1));
     let ex = hot.explain(&viewer, now, &[]);
     assert!((ex.ceiling_utilization - 0.57625).abs() < 1e-12);
     assert_eq!(
@@ -151,13 +153,7 @@ fn documented_examples() {
     // slack (554.6 Mbit/s at an average of 0.493), `edge-0`, the third, a
     // quarter, the others none.
     let graded = at([400, 700, 400, 560, 400]);
-    assert_eq!(
-        graded.pick(&viewer, now, &[]),
-        Choice::Edge {
-            index: 0,
-            reason: Reason::Rendezvous { rank: 2 }
-        }
-    );
+    assert_eq!(graded.pick(&viewer, now, &[]), rendezvous(0, 2));
     let ex = graded.explain(&viewer, now, &[]);
     let expected = [0.616_25, 0.554_625, 0.523_812_5, 0.493];
     assert!(
@@ -240,13 +236,7 @@ fn idle_fleet_is_pure_rendezvous() {
         let key = format!("live/s{k}|720p");
         let top = rendezvous_order(&sel, &key)[0];
         let choice = sel.pick(&req(&key), now, &[]);
-        assert_eq!(
-            choice,
-            Choice::Edge {
-                index: top,
-                reason: Reason::Rendezvous { rank: 0 }
-            }
-        );
+        assert_eq!(choice, rendezvous(top, 0));
         assert!(choice.is_new_assignment());
     }
 }
